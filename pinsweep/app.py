@@ -1,0 +1,98 @@
+"""The Hydra entry point: one call = one job = one recorded row.
+
+    python -m pinsweep -m loader.pin_memory=true,false loader.num_workers=0,8
+
+`main` is a thin `@hydra.main` over `run_and_record`, which tests call directly. Every job writes a
+row, also when it fails: Hydra 1.3 stops the sweep at a job that raises and then skips
+`on_multirun_end`, so a failure is caught here, recorded with its status, and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from pinsweep.config import ConfigError, register_configs
+from pinsweep.data import DatasetUnavailable
+from pinsweep.record import CONFIG_GROUPS, environment, flatten_config, read_row, write_row
+from pinsweep.train import JobTimeout, run_job
+
+log = logging.getLogger("pinsweep")
+
+# conf/ sits beside the package (an editable install, `pip install -e .`); an absolute path because
+# under `python -m` Hydra would otherwise look for a Python module named `conf`
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def classify(error: BaseException) -> str:
+    """The row status for a failure: what went wrong, in one word the summary can group by."""
+    if isinstance(error, (ConfigError, DatasetUnavailable)):
+        return "invalid"
+    if isinstance(error, torch.OutOfMemoryError):
+        return "oom"
+    if isinstance(error, JobTimeout):
+        return "timeout"
+    if isinstance(error, RuntimeError) and "DataLoader worker" in str(error):
+        return "worker_killed"
+    return "failed"
+
+
+def run_and_record(cfg: DictConfig, job_dir: str | Path, job_num: int = 0, overrides: str = "") -> dict[str, Any]:
+    """Run the job unless its folder already holds an `ok` row for the same overrides (resume), and
+    write its row whatever happens. Returns the row."""
+    if cfg.resume:
+        previous = read_row(job_dir)
+        if previous and previous.get("status") == "ok" and _same(previous.get("job.overrides"), overrides):
+            log.info("resume: job %s already has an ok row, skipped", job_num)
+            return previous
+    row: dict[str, Any] = {"job.num": job_num, "job.overrides": overrides, "status": "ok", "error": ""}
+    row.update(flatten_config(OmegaConf.masked_copy(cfg, list(CONFIG_GROUPS))))
+    row.update(environment())
+    try:
+        row.update(run_job(cfg))
+        log.info(
+            "job %s ok: %.1f images/s steady state on %s, median epoch %.2f s, test accuracy %s",
+            job_num, row["images_per_s"], row["device"], row["epoch_s_median"], row.get("test_accuracy", "n/a"),
+        )
+    except Exception as error:  # recorded, not raised: the sweep must go on
+        row["status"] = classify(error)
+        row["error"] = f"{type(error).__name__}: {error}"
+        log.error("job %s %s: %s", job_num, row["status"], row["error"], exc_info=row["status"] == "failed")
+    write_row(job_dir, row)
+    return row
+
+
+def _same(recorded: Any, overrides: str) -> bool:
+    recorded = "" if recorded is None or (isinstance(recorded, float) and math.isnan(recorded)) else recorded
+    return str(recorded) == overrides
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def main(cfg: DictConfig) -> float:
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    row = run_and_record(
+        cfg,
+        hydra_cfg.runtime.output_dir,
+        hydra_cfg.job.num if multirun else 0,
+        " ".join(hydra_cfg.overrides.task),
+    )
+    if row["status"] != "ok":  # already logged, as one line, by run_and_record
+        if not multirun:
+            sys.exit(1)
+        return math.nan  # a sweeper (Optuna) records the trial as failed
+    return float(row["images_per_s"])
+
+
+def cli() -> None:
+    register_configs()
+    main()

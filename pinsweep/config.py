@@ -1,0 +1,131 @@
+"""Typed configuration schemas: every key a sweep can touch, type-checked by Hydra before a job starts.
+
+The YAML files under `conf/` only choose values; the types live here. A wrong type on the command
+line (`loader.num_workers=abc`) or an unknown key fails while Hydra composes the config, before any
+job runs. `validate()` adds the checks a type cannot express (ranges, combinations, devices).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING  # resnet34 | resnet18 | tiny | custom (then _target_ names your nn.Module)
+    num_classes: int = 10  # output classes; CIFAR-10 has 10
+    width: int = 16  # channels of the first layer of the `tiny` CNN (ignored by the ResNets)
+    _target_: Optional[str] = None  # dotted path of your own nn.Module class (model=custom)
+    kwargs: Dict[str, Any] = field(default_factory=dict)  # keyword arguments for _target_
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING  # cifar10 | synthetic | custom (then _target_ names your Dataset)
+    root: str = "data"  # where torchvision looks for (and downloads) cifar-10-batches-py/
+    download: bool = True  # download CIFAR-10 when missing (needs internet)
+    pipeline: str = "pil"  # pil: per-sample PIL + ToTensor | tensor: pre-decoded uint8 | device: resident
+    train_size: Optional[int] = None  # synthetic: images in the train split; cifar10: first N only
+    test_size: Optional[int] = None  # synthetic: images in the test split; cifar10: first N only
+    sample_delay_ms: float = 0.0  # synthetic: sleep per sample, to mimic a slow disk or decoder
+    seed: int = 0  # synthetic: seed of the generated images
+    _target_: Optional[str] = None  # dotted path of your own Dataset class (data=custom)
+    kwargs: Dict[str, Any] = field(default_factory=dict)  # keyword arguments for _target_
+    split_arg: Optional[str] = "train"  # custom: the keyword that picks the split (True/False)
+
+
+@dataclass
+class LoaderConfig:
+    batch_size: int = 256  # images per step
+    num_workers: int = 0  # worker processes; 0 loads in the training process
+    pin_memory: bool = False  # page-locked host batches (only matters with an accelerator)
+    non_blocking: bool = False  # .to(device, non_blocking=...): lets the copy overlap compute
+    persistent_workers: bool = False  # keep workers alive between epochs (needs num_workers > 0)
+    prefetch_factor: Optional[int] = None  # batches prefetched per worker; null = torch's default
+    shuffle: bool = True  # reshuffle the train split every epoch
+    drop_last: bool = False  # drop the last incomplete batch
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10  # passes over the train split (mode=epochs)
+    lr: float = 1e-3  # Adam learning rate
+    seed: int = 1  # seeds torch, numpy and Python's random
+    device: str = "auto"  # auto (cuda if available, else cpu) | cpu | cuda | cuda:N
+    deterministic: bool = True  # cudnn.deterministic, as the notebook set it
+    evaluate: bool = True  # measure test accuracy after training (timed separately)
+    train_accuracy_pass: bool = False  # notebook protocol: a train-accuracy pass inside each timed epoch
+    mode: str = "epochs"  # epochs: full epochs | adaptive: time steps until the CI target is met
+    warmup_steps: Optional[int] = None  # excluded from steady state; null = first epoch if epochs > 1
+    max_steps_per_epoch: Optional[int] = None  # cut each epoch short (quick runs); null = whole split
+    target_ci: float = 0.02  # adaptive: stop when the 95% CI half-width of mean step time is below this
+    budget_s: float = 60.0  # adaptive: stop after this many seconds of timed steps regardless
+    min_steps: int = 30  # adaptive: never stop before this many timed steps
+    ceiling_steps: int = 20  # steps for each of the compute-only and loader-only ceilings; 0 = skip
+    amp: bool = False  # autocast (float16 on CUDA with a grad scaler, bfloat16 on CPU)
+    channels_last: bool = False  # NHWC memory format for model and batches
+    repeat: int = 0  # replicate index: sweep it (train.repeat=0,1,2) for repeats; not a config axis
+    timeout_s: Optional[float] = None  # fail the job as `timeout` after this many seconds
+    inject_fault: Optional[str] = None  # tests of fault handling: raise | oom | kill_worker | hang
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loader: LoaderConfig = field(default_factory=LoaderConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    resume: bool = True  # skip a job whose folder already holds an `ok` row for the same overrides
+
+
+class ConfigError(ValueError):
+    """A config that type-checks but cannot run; the message names the key and the fix."""
+
+
+PIPELINES = ("pil", "tensor", "device")
+MODES = ("epochs", "adaptive")
+FAULTS = ("raise", "oom", "kill_worker", "hang")
+
+
+def validate(cfg: Any) -> None:
+    """Reject configs whose values are typed right but cannot run, naming the key and the fix."""
+    loader, train, data = cfg.loader, cfg.train, cfg.data
+    if loader.batch_size < 1:
+        raise ConfigError(f"loader.batch_size={loader.batch_size}: must be >= 1, e.g. loader.batch_size=256")
+    if loader.num_workers < 0:
+        raise ConfigError(f"loader.num_workers={loader.num_workers}: must be >= 0 (0 loads in the main process)")
+    if loader.num_workers == 0 and loader.persistent_workers:
+        raise ConfigError(
+            "loader.persistent_workers=true needs worker processes: set loader.num_workers >= 1 "
+            "or loader.persistent_workers=false"
+        )
+    if loader.num_workers == 0 and loader.prefetch_factor is not None:
+        raise ConfigError(
+            f"loader.prefetch_factor={loader.prefetch_factor} needs worker processes: set loader.num_workers >= 1 "
+            "or loader.prefetch_factor=null"
+        )
+    if loader.prefetch_factor is not None and loader.prefetch_factor < 1:
+        raise ConfigError(f"loader.prefetch_factor={loader.prefetch_factor}: must be >= 1 or null")
+    if data.pipeline not in PIPELINES:
+        raise ConfigError(f"data.pipeline={data.pipeline}: choose one of {', '.join(PIPELINES)}")
+    if train.mode not in MODES:
+        raise ConfigError(f"train.mode={train.mode}: choose one of {', '.join(MODES)}")
+    if train.epochs < 1:
+        raise ConfigError(f"train.epochs={train.epochs}: must be >= 1")
+    if train.inject_fault is not None and train.inject_fault not in FAULTS:
+        raise ConfigError(f"train.inject_fault={train.inject_fault}: choose one of {', '.join(FAULTS)} or null")
+    if not 0 < train.target_ci < 1:
+        raise ConfigError(f"train.target_ci={train.target_ci}: a relative half-width in (0, 1), e.g. 0.02")
+    for size_key in ("train_size", "test_size"):
+        size = data[size_key]
+        if size is not None and size < 1:
+            raise ConfigError(f"data.{size_key}={size}: must be >= 1 or null")
+
+
+def register_configs() -> None:
+    """Store the schema so that conf/config.yaml can extend it (Hydra structured-config pattern)."""
+    ConfigStore.instance().store(name="base_config", node=Config)

@@ -1,0 +1,216 @@
+"""Datasets and the DataLoader under study.
+
+Three sources (CIFAR-10 through torchvision, synthetic data of the same shape, your own Dataset) and
+three input pipelines that show what the input path costs:
+
+- `pil`: per-sample PIL image + ToTensor in the loader, as the notebook (and torchvision) do it.
+- `tensor`: the split decoded once into a uint8 tensor; the loader gathers whole batches by index
+  and the float conversion happens on the device.
+- `device`: the whole split resident on the device; no DataLoader, no copy: the input-path ceiling.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from hydra.utils import get_class
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import datasets, transforms
+from torchvision.datasets.utils import check_integrity
+
+from pinsweep.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+CIFAR_FOLDER = "cifar-10-batches-py"
+
+
+class DatasetUnavailable(RuntimeError):
+    """The dataset is not where the config says and cannot be fetched; the message says what to do."""
+
+
+class SyntheticCIFAR10(Dataset):
+    """CIFAR-10-shaped data made offline: uint8 NHWC images, int labels, the same PIL + ToTensor path.
+
+    Each class has its own colour pattern under the noise, so a model can learn it and test accuracy
+    still tells a working run from a broken one. `sample_delay_ms` sleeps per sample to mimic a slow
+    disk or decoder: the situation in which worker processes pay off.
+    """
+
+    def __init__(self, size: int, seed: int, train: bool, sample_delay_ms: float = 0.0, num_classes: int = 10):
+        # one colour per class, shared by both splits; labels and noise differ per split
+        class_patterns = np.random.default_rng(seed).integers(0, 256, size=(num_classes, 1, 1, 3))
+        rng = np.random.default_rng([seed, int(train)])
+        self.targets = rng.integers(0, num_classes, size=size).tolist()
+        noise = rng.integers(-64, 64, size=(size, 32, 32, 3))
+        self.data = np.clip(class_patterns[self.targets] + noise, 0, 255).astype(np.uint8)
+        self.transform = transforms.ToTensor()
+        self.sample_delay_s = sample_delay_ms / 1000.0
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if self.sample_delay_s:
+            time.sleep(self.sample_delay_s)
+        # the same steps as torchvision's CIFAR10.__getitem__, so the loader costs what CIFAR-10 costs
+        image = Image.fromarray(self.data[index])
+        return self.transform(image), self.targets[index]
+
+
+def _cifar10(root: str, train: bool, download: bool) -> datasets.CIFAR10:
+    folder = os.path.join(os.path.abspath(root), CIFAR_FOLDER)
+    try:
+        return datasets.CIFAR10(root=root, train=train, transform=transforms.ToTensor(), download=download)
+    except RuntimeError as error:
+        # torchvision verifies every file's MD5 before unpickling it, and raises when one is
+        # missing or does not match; say which, and what to do about it.
+        if not os.path.isdir(folder):
+            raise DatasetUnavailable(
+                f"CIFAR-10 not found: looked in {folder}. Set data.root to the folder that holds "
+                f"{CIFAR_FOLDER}/, allow data.download=true with internet, or run offline with data=synthetic"
+            ) from error
+        split = datasets.CIFAR10.train_list if train else datasets.CIFAR10.test_list
+        meta = datasets.CIFAR10.meta
+        for name, md5 in [*split, (meta["filename"], meta["md5"])]:
+            if not check_integrity(os.path.join(folder, name), md5):
+                raise DatasetUnavailable(
+                    f"CIFAR-10 file {os.path.join(folder, name)} is missing or fails its MD5 checksum "
+                    f"(not loaded): delete {folder} and download it again, or run offline with data=synthetic"
+                ) from error
+        raise
+    except OSError as error:  # a download attempt with no network
+        raise DatasetUnavailable(
+            f"CIFAR-10 not found in {folder} and the download failed ({error}). Copy {CIFAR_FOLDER}/ "
+            "there, point data.root at it, or run offline with data=synthetic"
+        ) from error
+
+
+def _first(dataset: Any, size: int | None) -> Any:
+    """Keep the first `size` samples (quick CIFAR-10 runs); the arrays stay aligned for `tensor`."""
+    if size is None or size >= len(dataset):
+        return dataset
+    dataset.data = dataset.data[:size]
+    dataset.targets = list(dataset.targets)[:size]
+    return dataset
+
+
+def build_datasets(data_cfg: Any) -> tuple[Dataset, Dataset | None]:
+    """Train and test splits named by the config. Synthetic data is used only when asked for."""
+    name = data_cfg.name
+    if name == "cifar10":
+        train = _first(_cifar10(data_cfg.root, True, data_cfg.download), data_cfg.train_size)
+        test = _first(_cifar10(data_cfg.root, False, False), data_cfg.test_size)
+    elif name == "synthetic":
+        train = SyntheticCIFAR10(data_cfg.train_size or 50000, data_cfg.seed, True, data_cfg.sample_delay_ms)
+        test = SyntheticCIFAR10(data_cfg.test_size or 10000, data_cfg.seed, False)
+    elif data_cfg._target_:
+        dataset_class = get_class(data_cfg._target_)
+        kwargs = dict(data_cfg.kwargs)
+        if data_cfg.split_arg is None:
+            train, test = dataset_class(**kwargs), None
+        else:
+            train = dataset_class(**kwargs, **{data_cfg.split_arg: True})
+            test = dataset_class(**kwargs, **{data_cfg.split_arg: False})
+    else:
+        raise ConfigError(f"data.name={name}: choose data=cifar10, data=synthetic, or data=custom with data._target_")
+    log.info("data: %s, %d train / %s test images", name, len(train), len(test) if test is not None else "no")
+    return train, test
+
+
+class BatchGatherDataset(Dataset):
+    """A split decoded once into a uint8 NCHW tensor; the loader asks for whole batches at a time.
+
+    DataLoader calls `__getitems__` with a batch of indices, so one tensor gather replaces
+    batch_size PIL conversions; the float conversion is left to the device.
+    """
+
+    def __init__(self, source: Any):
+        if not hasattr(source, "data") or not hasattr(source, "targets"):
+            raise ConfigError(
+                "data.pipeline=tensor needs a dataset with uint8 .data (N, H, W, C) and .targets, "
+                "as CIFAR10 has; use data.pipeline=pil for this dataset"
+            )
+        self.images = torch.from_numpy(np.asarray(source.data)).permute(0, 3, 1, 2).contiguous()
+        self.labels = torch.as_tensor(source.targets, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.as_tensor(indices)
+        return self.images[index], self.labels[index]
+
+
+def _keep_batch(batch: Any) -> Any:
+    """collate_fn for BatchGatherDataset: the batch is already gathered (module level: picklable)."""
+    return batch
+
+
+def build_loader(dataset: Dataset, loader_cfg: Any, train: bool) -> DataLoader:
+    """The DataLoader exactly as configured; the test split is never shuffled."""
+    extra: dict[str, Any] = {}
+    if loader_cfg.prefetch_factor is not None:
+        extra["prefetch_factor"] = loader_cfg.prefetch_factor
+    if isinstance(dataset, BatchGatherDataset):
+        extra["collate_fn"] = _keep_batch
+    return DataLoader(
+        dataset,
+        batch_size=loader_cfg.batch_size,
+        shuffle=loader_cfg.shuffle and train,
+        num_workers=loader_cfg.num_workers,
+        pin_memory=loader_cfg.pin_memory,
+        persistent_workers=loader_cfg.persistent_workers,
+        drop_last=loader_cfg.drop_last and train,
+        **extra,
+    )
+
+
+class DeviceResidentLoader:
+    """The whole split on the device as uint8; each epoch draws batches by a device-side permutation."""
+
+    def __init__(self, source: BatchGatherDataset, loader_cfg: Any, device: torch.device, train: bool, seed: int):
+        self.images = source.images.to(device)
+        self.labels = source.labels.to(device)
+        self.batch_size = loader_cfg.batch_size
+        self.shuffle = loader_cfg.shuffle and train
+        self.drop_last = loader_cfg.drop_last and train
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.labels), self.batch_size)
+        return full if self.drop_last or not rest else full + 1
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        count = len(self.labels)
+        device = self.labels.device
+        if self.shuffle:
+            order = torch.randperm(count, device=device, generator=self.generator)
+        else:
+            order = torch.arange(count, device=device)
+        for step in range(len(self)):
+            index = order[step * self.batch_size : (step + 1) * self.batch_size]
+            yield self.images[index], self.labels[index]
+
+
+def build_input(dataset: Dataset, data_cfg: Any, loader_cfg: Any, device: torch.device, train: bool, seed: int):
+    """The batch source for one split under the configured pipeline."""
+    if data_cfg.pipeline == "pil":
+        return build_loader(dataset, loader_cfg, train)
+    gathered = BatchGatherDataset(dataset)
+    if data_cfg.pipeline == "tensor":
+        return build_loader(gathered, loader_cfg, train)
+    return DeviceResidentLoader(gathered, loader_cfg, device, train, seed)
+
+
+def to_float_images(images: torch.Tensor) -> torch.Tensor:
+    """uint8 batches (tensor and device pipelines) become ToTensor's [0, 1] floats, on the device."""
+    if images.dtype == torch.uint8:
+        return images.float().div_(255)
+    return images

@@ -1,0 +1,153 @@
+"""One CSV row per job: every config key its own column, the metrics, the status, the environment.
+
+Each job writes `row.csv` in its own job folder (Hydra gives every job one), via a temporary file and
+an atomic rename: concurrent jobs never share a file, and a killed job leaves either no row or a
+whole one. Rows are read back with pandas; a job folder without a row is reported as `missing`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import torchvision
+from omegaconf import DictConfig, OmegaConf
+
+import pinsweep
+
+ROW_FILE = "row.csv"
+CONFIG_GROUPS = ("model", "data", "loader", "train")
+
+
+def flatten_config(cfg: DictConfig) -> dict[str, Any]:
+    """`{"loader": {"num_workers": 2}}` -> `{"loader.num_workers": 2}`; dicts and lists as JSON."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict) and key != "kwargs":
+                walk(value, f"{name}.")
+            elif isinstance(value, (dict, list)):
+                flat[name] = json.dumps(value, sort_keys=True)
+            else:
+                flat[name] = value
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(pinsweep.__file__).parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def environment() -> dict[str, Any]:
+    """Where and with what the numbers were measured."""
+    cuda = torch.cuda.is_available()
+    return {
+        "env.pinsweep": pinsweep.__version__,
+        "env.torch": torch.__version__,
+        "env.torchvision": torchvision.__version__,
+        "env.cuda": torch.version.cuda or "",
+        "env.cudnn": torch.backends.cudnn.version() if cuda else "",
+        "env.device_name": torch.cuda.get_device_name() if cuda else "",
+        "env.cpu_model": _cpu_model(),
+        "env.cpu_count": os.cpu_count(),
+        "env.hostname": socket.gethostname(),
+        "env.python": platform.python_version(),
+        "env.git_commit": _git_commit(),
+        "env.utc_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def write_row(job_dir: str | Path, row: dict[str, Any]) -> Path:
+    """Write one row as `job_dir/row.csv`, atomically (temporary file in the same folder + rename)."""
+    job_dir = Path(job_dir)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    target = job_dir / ROW_FILE
+    cells = {key: json.dumps(value) if isinstance(value, (list, dict)) else value for key, value in row.items()}
+    handle, temporary = tempfile.mkstemp(dir=job_dir, prefix=".row-", suffix=".csv")
+    try:
+        with os.fdopen(handle, "w", newline="") as stream:
+            pd.DataFrame([cells]).to_csv(stream, index=False)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read_row(job_dir: str | Path) -> dict[str, Any] | None:
+    path = Path(job_dir) / ROW_FILE
+    if not path.exists():
+        return None
+    return pd.read_csv(path).iloc[0].to_dict()
+
+
+def job_dirs(sweep_dir: str | Path) -> list[Path]:
+    """Job folders of a sweep: those Hydra made (they hold .hydra/) or that hold a row."""
+    sweep_dir = Path(sweep_dir)
+    found = {p.parent for p in sweep_dir.rglob(ROW_FILE)}
+    found |= {p.parent for p in sweep_dir.rglob(".hydra") if p.parent != sweep_dir}
+    return sorted(found, key=lambda p: (len(p.parts), _natural(p.name), str(p)))
+
+
+def _natural(name: str) -> tuple:
+    return (0, int(name)) if name.isdigit() else (1, name)
+
+
+def _missing_row(job_dir: Path) -> dict[str, Any]:
+    """A job that left no row (killed, or never ran): its config still tells which group it was."""
+    row: dict[str, Any] = {"status": "missing", "error": "job folder has no row.csv: killed or never finished"}
+    composed = job_dir / ".hydra" / "config.yaml"
+    if composed.exists():
+        config = OmegaConf.load(composed)
+        row.update(flatten_config(OmegaConf.masked_copy(config, [g for g in CONFIG_GROUPS if g in config])))
+    return row
+
+
+def read_rows(sweep_dir: str | Path) -> pd.DataFrame:
+    """All job rows under a sweep folder; a job folder without a row becomes a `missing` row."""
+    frames = []
+    for job_dir in job_dirs(sweep_dir):
+        path = job_dir / ROW_FILE
+        if path.exists():
+            frame = pd.read_csv(path)
+        else:
+            frame = pd.DataFrame([_missing_row(job_dir)])
+        frame["job.dir"] = str(job_dir)
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True)
