@@ -61,7 +61,11 @@ def run_and_record(cfg: DictConfig, job_dir: str | Path, job_num: int = 0, overr
         row.update(run_job(cfg))
         log.info(
             "job %s ok: %.1f images/s steady state on %s, median epoch %.2f s, test accuracy %s",
-            job_num, row["images_per_s"], row["device"], row["epoch_s_median"], row.get("test_accuracy", "n/a"),
+            job_num,
+            row["images_per_s"],
+            row["device"],
+            row["epoch_s_median"],
+            row.get("test_accuracy", "n/a"),
         )
     except Exception as error:  # recorded, not raised: the sweep must go on
         row["status"] = classify(error)

@@ -142,10 +142,7 @@ def read_rows(sweep_dir: str | Path) -> pd.DataFrame:
     frames = []
     for job_dir in job_dirs(sweep_dir):
         path = job_dir / ROW_FILE
-        if path.exists():
-            frame = pd.read_csv(path)
-        else:
-            frame = pd.DataFrame([_missing_row(job_dir)])
+        frame = pd.read_csv(path) if path.exists() else pd.DataFrame([_missing_row(job_dir)])
         frame["job.dir"] = str(job_dir)
         frames.append(frame)
     if not frames:

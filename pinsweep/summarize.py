@@ -239,18 +239,30 @@ def axis_effects(keyed: pd.DataFrame, axes: list[str], base: dict[str, str]) -> 
             for level in sorted(set(group[f"_{axis}"]) - {reference}, key=_level_key):
                 treatment = group.loc[group[f"_{axis}"] == level, "images_per_s"].astype(float).to_numpy()
                 ratio, low, high = _ratio(treatment, control)
-                entry = {"axis": axis, "level": level, "reference": reference, "held_fixed": label,
-                         "ratio": ratio, "ci_low": low, "ci_high": high}
+                entry = {
+                    "axis": axis,
+                    "level": level,
+                    "reference": reference,
+                    "held_fixed": label,
+                    "ratio": ratio,
+                    "ci_low": low,
+                    "ci_high": high,
+                }
                 per_level.setdefault(level, []).append(entry)
                 records.append(entry)
         for level, entries in per_level.items():
             ratios = [e["ratio"] for e in entries if not math.isnan(e["ratio"])]
-            records.append({
-                "axis": axis, "level": level, "reference": reference, "held_fixed": "all (median)",
-                "ratio": float(np.median(ratios)) if ratios else math.nan,
-                "ci_low": _envelope([e["ci_low"] for e in entries], min),
-                "ci_high": _envelope([e["ci_high"] for e in entries], max),
-            })
+            records.append(
+                {
+                    "axis": axis,
+                    "level": level,
+                    "reference": reference,
+                    "held_fixed": "all (median)",
+                    "ratio": float(np.median(ratios)) if ratios else math.nan,
+                    "ci_low": _envelope([e["ci_low"] for e in entries], min),
+                    "ci_high": _envelope([e["ci_high"] for e in entries], max),
+                }
+            )
     effects = pd.DataFrame(records, columns=["axis", "level", "reference", "held_fixed", "ratio", "ci_low", "ci_high"])
     effects["effect"] = [
         _effect_word(row, on_cpu and row["axis"] in ACCELERATOR_ONLY_AXES) for _, row in effects.iterrows()

@@ -103,6 +103,4 @@ class StepTimer:
                 step.append(self.wait_s[0] + self._seconds(m[0], m[2]))
             else:
                 step.append(self._seconds(marks[i - 1][2], m[2]))
-        return StepTimes(
-            np.asarray(self.wait_s[: len(marks)]), np.asarray(copy), np.asarray(compute), np.asarray(step)
-        )
+        return StepTimes(np.asarray(self.wait_s[: len(marks)]), np.asarray(copy), np.asarray(compute), np.asarray(step))
