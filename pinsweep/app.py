@@ -52,7 +52,7 @@ def run_and_record(cfg: DictConfig, job_dir: str | Path, job_num: int = 0, overr
     if cfg.resume:
         previous = read_row(job_dir)
         if previous and previous.get("status") == "ok" and _same(previous.get("job.overrides"), overrides):
-            log.info("resume: job %s already has an ok row, skipped", job_num)
+            log.info("resume: job #%s already has an ok row, skipped", job_num)
             return previous
     row: dict[str, Any] = {"job.num": job_num, "job.overrides": overrides, "status": "ok", "error": ""}
     row.update(flatten_config(OmegaConf.masked_copy(cfg, list(CONFIG_GROUPS))))
@@ -60,7 +60,7 @@ def run_and_record(cfg: DictConfig, job_dir: str | Path, job_num: int = 0, overr
     try:
         row.update(run_job(cfg))
         log.info(
-            "job %s ok: %.1f images/s steady state on %s, median epoch %.2f s, test accuracy %s",
+            "job #%s ok: %.1f images/s steady state on %s, median epoch %.2f s, test accuracy %s",
             job_num,
             row["images_per_s"],
             row["device"],
@@ -70,7 +70,7 @@ def run_and_record(cfg: DictConfig, job_dir: str | Path, job_num: int = 0, overr
     except Exception as error:  # recorded, not raised: the sweep must go on
         row["status"] = classify(error)
         row["error"] = f"{type(error).__name__}: {error}"
-        log.error("job %s %s: %s", job_num, row["status"], row["error"], exc_info=row["status"] == "failed")
+        log.error("job #%s %s: %s", job_num, row["status"], row["error"], exc_info=row["status"] == "failed")
     write_row(job_dir, row)
     return row
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from pinsweep import stats
 from pinsweep.config import ConfigError, validate
@@ -178,6 +179,15 @@ def train(trainer: Trainer, train_input: Any, cfg: Any) -> dict[str, Any]:
     steady_start = None
     loss = torch.zeros(())
     ci_reached, stop = math.inf, False
+    # images/s while it runs; tqdm stays silent when stderr is not a terminal (CI, SLURM logs)
+    progress = tqdm(
+        total=None if adaptive else train_cfg.epochs * steps_per_epoch * cfg.loader.batch_size,
+        unit="img",
+        unit_scale=True,
+        disable=None,
+        leave=False,
+        desc="train",
+    )
     run_start = time.perf_counter()
 
     epoch = 0
@@ -203,6 +213,7 @@ def train(trainer: Trainer, train_input: Any, cfg: Any) -> dict[str, Any]:
             timer.copied()
             loss = trainer.step(images, labels)
             timer.computed()
+            progress.update(len(labels))
             inject_fault(train_cfg.inject_fault, len(timer) - 1, batches)
 
             if len(timer) == warmup:
@@ -225,6 +236,7 @@ def train(trainer: Trainer, train_input: Any, cfg: Any) -> dict[str, Any]:
 
     synchronize(device)
     run_end = time.perf_counter()
+    progress.close()
     if steady_start is None:  # fewer steps than the warm-up: report the whole run, and say so
         log.warning("only %d steps, fewer than %d warm-up steps: steady state includes warm-up", len(timer), warmup)
         warmup, steady_start = 0, run_start

@@ -1,0 +1,54 @@
+"""What a sweep shows while it runs: one line per job (job i of N and its overrides).
+
+The per-step progress bar lives in the training loop (tqdm, silent when stderr is not a terminal,
+as under CI or SLURM). This callback adds the sweep-level line; N is counted the way Hydra's basic
+sweeper expands the grid, or read from an Optuna-style `n_trials`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger("pinsweep")
+JOB_COUNT_FILE = ".pinsweep-jobs"
+
+
+def count_jobs(config: DictConfig) -> int | None:
+    """Jobs in this multirun, or None when the sweeper decides as it goes."""
+    sweeper = config.hydra.sweeper
+    if "n_trials" in sweeper:
+        return int(sweeper.n_trials)
+    if "BasicSweeper" not in str(sweeper.get("_target_", "")):
+        return None
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    arguments = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
+    arguments += list(config.hydra.overrides.task)
+    overrides = OverridesParser.create().parse_overrides(arguments)
+    return sum(len(batch) for batch in BasicSweeper.split_arguments(overrides, None))
+
+
+class AnnounceJobs(Callback):
+    """Logs `job i/N: overrides` as each job starts (the count is shared through the sweep folder,
+    because under a cluster launcher jobs start in other processes on other machines)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        total = count_jobs(config)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / JOB_COUNT_FILE).write_text("" if total is None else str(total))
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        hydra_cfg = config.hydra
+        if hydra_cfg.mode is None or str(hydra_cfg.mode) != "RunMode.MULTIRUN":
+            return
+        count_file = Path(hydra_cfg.sweep.dir) / JOB_COUNT_FILE
+        total = count_file.read_text().strip() if count_file.exists() else ""
+        overrides = " ".join(hydra_cfg.overrides.task) or "(defaults)"
+        log.info("job #%d (%d of %s): %s", hydra_cfg.job.num, hydra_cfg.job.num + 1, total or "?", overrides)
