@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pinsweep.config import ConfigError, register_configs
 from pinsweep.data import DatasetUnavailable
+from pinsweep.isolate import JobCrashed, run_isolated
 from pinsweep.record import CONFIG_GROUPS, environment, flatten_config, read_row, write_row
 from pinsweep.train import JobTimeout, run_job
 
@@ -41,6 +42,8 @@ def classify(error: BaseException) -> str:
         return "oom"
     if isinstance(error, JobTimeout):
         return "timeout"
+    if isinstance(error, JobCrashed):
+        return "crashed"
     if isinstance(error, RuntimeError) and "DataLoader worker" in str(error):
         return "worker_killed"
     return "failed"
@@ -58,7 +61,7 @@ def run_and_record(cfg: DictConfig, job_dir: str | Path, job_num: int = 0, overr
     row.update(flatten_config(OmegaConf.masked_copy(cfg, list(CONFIG_GROUPS))))
     row.update(environment())
     try:
-        row.update(run_job(cfg))
+        row.update(run_isolated(cfg) if cfg.isolate else run_job(cfg))
         log.info(
             "job #%s ok: %.1f images/s steady state on %s, median epoch %.2f s, test accuracy %s",
             job_num,

@@ -80,6 +80,7 @@ class Config:
     loader: LoaderConfig = field(default_factory=LoaderConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     resume: bool = True  # skip a job whose folder already holds an `ok` row for the same overrides
+    isolate: bool = True  # run each job in a fresh process: nothing carries over between jobs
 
 
 class ConfigError(ValueError):

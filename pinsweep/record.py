@@ -70,16 +70,23 @@ def _git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
+def device_environment(device: torch.device) -> dict[str, Any]:
+    """The accelerator's name and cuDNN version; called inside the job, where CUDA is initialized
+    anyway, so that the sweep's parent process never holds a CUDA context of its own."""
+    cuda = device.type == "cuda"
+    return {
+        "env.device_name": torch.cuda.get_device_name(device) if cuda else "",
+        "env.cudnn": torch.backends.cudnn.version() if cuda else "",
+    }
+
+
 def environment() -> dict[str, Any]:
-    """Where and with what the numbers were measured."""
-    cuda = torch.cuda.is_available()
+    """Where and with what the numbers were measured (host side; see device_environment)."""
     return {
         "env.pinsweep": pinsweep.__version__,
         "env.torch": torch.__version__,
         "env.torchvision": torchvision.__version__,
         "env.cuda": torch.version.cuda or "",
-        "env.cudnn": torch.backends.cudnn.version() if cuda else "",
-        "env.device_name": torch.cuda.get_device_name() if cuda else "",
         "env.cpu_model": _cpu_model(),
         "env.cpu_count": os.cpu_count(),
         "env.hostname": socket.gethostname(),

@@ -200,7 +200,7 @@ def summarize(rows: pd.DataFrame, baseline: str = "") -> tuple[pd.DataFrame, pd.
     summary["speedup_ci_low"] = [r[1] for r in ratios]
     summary["speedup_ci_high"] = [r[2] for r in ratios]
     summary["significant"] = [None if flag else stats.significant(r[1], r[2]) for r, flag in zip(ratios, is_base)]
-    summary["note"] = _accelerator_note(rows, axes)
+    summary["note"] = _accelerator_note(rows, axes) + _shared_note(rows)
     effects = axis_effects(keyed, axes, base)
     return summary.drop(columns="_ips"), effects
 
@@ -218,6 +218,14 @@ def _accelerator_note(rows: pd.DataFrame, axes: list[str]) -> str:
     if inactive and on_cpu:
         return f"{' and '.join(inactive)} inactive: no accelerator, so any difference is noise"
     return ""
+
+
+def _shared_note(rows: pd.DataFrame) -> str:
+    """Jobs that overlapped with another job on the same device have untrustworthy timings."""
+    if "shared_device" not in rows:
+        return ""
+    shared = int(rows["shared_device"].map(norm).eq("true").sum())
+    return f" {shared} job(s) shared their device with another job: rerun them alone" if shared else ""
 
 
 def axis_effects(keyed: pd.DataFrame, axes: list[str], base: dict[str, str]) -> pd.DataFrame:

@@ -16,20 +16,24 @@ import os
 import random
 import resource
 import signal
+import tempfile
 import time
 import warnings
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from pinsweep import stats
 from pinsweep.config import ConfigError, validate
 from pinsweep.data import build_datasets, build_input, to_float_images
 from pinsweep.model import build_model
+from pinsweep.record import device_environment
 from pinsweep.timing import StepTimer, synchronize
 
 log = logging.getLogger(__name__)
@@ -72,6 +76,25 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.backends.cudnn.deterministic = deterministic
     # benchmark mode picks kernels by timing them, which would make runs differ; the notebook kept it off
     torch.backends.cudnn.benchmark = not deterministic
+
+
+@contextmanager
+def exclusive_device(device: torch.device):
+    """Yields whether another pinsweep job on this host is already timing the same device.
+
+    Concurrent jobs on one GPU (or one CPU) share it and invalidate each other's timings; the job
+    still runs, but says so in its log and its row."""
+    lock = FileLock(Path(tempfile.gettempdir()) / f"pinsweep-{device.type}{device.index or 0}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.warning("another pinsweep job is running on %s on this host: timings are not comparable", device)
+        yield True
+        return
+    try:
+        yield False
+    finally:
+        lock.release()
 
 
 @contextmanager
@@ -335,7 +358,7 @@ def run_job(cfg: Any) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    with time_limit(cfg.train.timeout_s):
+    with time_limit(cfg.train.timeout_s), exclusive_device(device) as shared_device:
         metrics = train(trainer, train_input, cfg)
         if cfg.train.ceiling_steps:
             images, labels = trainer.to_device(*next(iter(train_input)))
@@ -349,6 +372,8 @@ def run_job(cfg: Any) -> dict[str, Any]:
             metrics["eval_s"] = time.perf_counter() - start
 
     metrics["device"] = str(device)
+    metrics["shared_device"] = shared_device
+    metrics.update(device_environment(device))
     metrics["pin_memory_active"] = bool(cfg.loader.pin_memory and device.type == "cuda")
     metrics["peak_host_mb"] = peak_host_memory_mb()
     if device.type == "cuda":
