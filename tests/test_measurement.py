@@ -111,3 +111,23 @@ def test_slow_dataset_sweep_names_the_loader_as_the_bottleneck(run_pinsweep, tmp
     # the effect of pin_memory is reported at each num_workers, never across them
     per_stratum = effects[(effects["axis"] == "loader.pin_memory") & (effects["held_fixed"] != "all (median)")]
     assert sorted(per_stratum["held_fixed"]) == ["loader.num_workers=0", "loader.num_workers=2"]
+
+
+def test_your_own_dataset_and_model_get_the_same_measurements(compose_cfg, tmp_path):
+    cfg = compose_cfg(
+        "data=custom",
+        "data._target_=examples.my_pipeline.StripesDataset",
+        "+data.kwargs.size=256",
+        "model=custom",
+        "model._target_=examples.my_pipeline.SmallMLP",
+        "+model.kwargs.hidden=32",
+        "loader.batch_size=32",
+        "train.epochs=2",
+        "train.ceiling_steps=2",
+        "isolate=false",
+    )
+    row = run_and_record(cfg, tmp_path)
+    assert row["status"] == "ok", row["error"]
+    for metric in ("images_per_s", "data_wait_s", "compute_s", "compute_ceiling_ips", "loader_ceiling_ips"):
+        assert row[metric] > 0, metric
+    assert 0 <= row["test_accuracy"] <= 100
