@@ -1,0 +1,132 @@
+"""experiment=autotune: Optuna searches the loader settings, every trial is a recorded row, the best
+config is written, and a trial that cannot run is a failed trial, not the end of the search."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from pinsweep.record import read_row
+
+pytest.importorskip(
+    "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper",
+    reason="hydra-optuna-sweeper is not installed (pip install -e '.[optuna]')",
+)
+import optuna  # only once the sweeper, which needs it, is known to be there
+
+pytestmark = pytest.mark.slow
+
+TESTS_DIR = Path(__file__).resolve().parent
+# a trial trains for a second or two: tiny CNN, 512 synthetic images, one epoch, whole epochs not adaptive
+TINY_TRIAL = (
+    "model=tiny",
+    "data=synthetic",
+    "data.train_size=512",
+    "data.test_size=64",
+    "train.mode=epochs",
+    "train.epochs=1",
+    "train.ceiling_steps=2",
+    "isolate=false",  # one process per trial costs seconds of imports; isolation is tested elsewhere
+)
+
+
+class CyclingSampler(optuna.samplers.BaseSampler):
+    """Trial n takes choice n (mod the number of choices) of every categorical parameter, so a test
+    knows which trial gets what; every finished trial's state is appended to $CYCLING_SAMPLER_LOG."""
+
+    def __init__(self, **tpe_settings):  # the preset's TPE settings arrive too; they do not apply
+        pass
+
+    def infer_relative_search_space(self, study, trial):
+        return {}
+
+    def sample_relative(self, study, trial, search_space):
+        return {}
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        choices = param_distribution.choices
+        return choices[trial.number % len(choices)]
+
+    def after_trial(self, study, trial, state, values):
+        with open(os.environ["CYCLING_SAMPLER_LOG"], "a") as log:
+            log.write(json.dumps({"number": trial.number, "state": state.name, "values": values}) + "\n")
+
+
+def _autotune(tmp_path: Path, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "pinsweep", "-m", "experiment=autotune", *TINY_TRIAL, *overrides]
+    command.append(f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    return subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})}
+    )
+
+
+def _rows(sweep_dir: Path) -> list[dict]:
+    job_dirs = sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    return [read_row(job_dir) for job_dir in job_dirs]
+
+
+def test_autotune_finds_a_config_and_records_every_trial(tmp_path):
+    result = _autotune(tmp_path, "hydra.sweeper.n_trials=4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep_dir = tmp_path / "sweep"
+    rows = _rows(sweep_dir)
+    assert len(rows) == 4
+    assert all(row["status"] == "ok" and row["images_per_s"] > 0 for row in rows), rows
+
+    # the conditional space: prefetch_factor and persistent_workers only for trials with workers
+    for row in rows:
+        if row["loader.num_workers"] == 0:
+            assert pd.isna(row["loader.prefetch_factor"]) and not row["loader.persistent_workers"], row
+
+    best = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    fastest = max(rows, key=lambda row: row["images_per_s"])
+    assert best.best_value == pytest.approx(fastest["images_per_s"], rel=1e-9)
+    for key, value in best.best_params.items():
+        assert fastest[key] == value, (key, fastest[key], value)
+
+    summary = pd.read_csv(sweep_dir / "summary.csv")
+    assert summary["n"].sum() == 4  # every trial counted once, whatever the configs
+    # multirun.yaml (which Optuna's sweeper does not write) lets pinsweep.resume re-run the search
+    saved = OmegaConf.load(sweep_dir / "multirun.yaml")
+    assert "experiment=autotune" in saved.hydra.overrides.task
+
+
+def test_a_trial_that_cannot_run_is_recorded_and_failed_for_optuna(tmp_path):
+    """num_workers=0 with prefetch_factor=2 is invalid: trial 0 gets it (CyclingSampler), trial 1 gets
+    num_workers=1. The invalid trial leaves an `invalid` row, Optuna marks it FAIL, the search goes on."""
+    sampler_log = tmp_path / "trials.jsonl"
+    result = _autotune(
+        tmp_path,
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler._target_=test_optuna.CyclingSampler",
+        "loader.num_workers=choice(0,1)",
+        "loader.prefetch_factor=choice(2)",
+        "loader.batch_size=choice(64)",
+        "loader.pin_memory=choice(false)",
+        env={
+            "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
+            "CYCLING_SAMPLER_LOG": str(sampler_log),
+        },
+    )
+    assert result.returncode == 1, result.stderr[-3000:]  # a job failed: the sweep says so
+    sweep_dir = tmp_path / "sweep"
+    invalid, ok = _rows(sweep_dir)
+    assert invalid["status"] == "invalid" and invalid["loader.num_workers"] == 0
+    assert "loader.prefetch_factor=2 needs worker processes" in invalid["error"]
+    assert ok["status"] == "ok" and ok["loader.num_workers"] == 1
+
+    trials = [json.loads(line) for line in sampler_log.read_text().splitlines()]
+    assert [(t["number"], t["state"]) for t in trials] == [(0, "FAIL"), (1, "COMPLETE")]
+    assert trials[1]["values"] == [pytest.approx(ok["images_per_s"], rel=1e-9)]
+    best = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert best.best_params["loader.num_workers"] == 1
+
+    summary = pd.read_csv(sweep_dir / "summary.csv")
+    assert sorted(summary["n_failed"].tolist()) == [0, 1]
