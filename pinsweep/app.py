@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from pinsweep.config import ConfigError, register_configs
 from pinsweep.data import DatasetUnavailable
 from pinsweep.isolate import JobCrashed, run_isolated
-from pinsweep.record import CONFIG_GROUPS, environment, flatten_config, read_row, write_row
+from pinsweep.record import CONFIG_GROUPS, environment, flatten_config, read_row, set_aside, write_row
 from pinsweep.train import JobTimeout, run_job
 
 log = logging.getLogger("pinsweep")
@@ -32,6 +33,11 @@ log = logging.getLogger("pinsweep")
 # conf/ sits beside the package (an editable install, `pip install -e .`); an absolute path because
 # under `python -m` Hydra would otherwise look for a Python module named `conf`
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+# torch's words for a worker process that died ("DataLoader worker (pid 123) is killed by signal:
+# Killed.", "... exited unexpectedly"); an exception raised inside a worker reads "Caught ValueError
+# in DataLoader worker process 0" instead, and is the dataset's failure, not a killed worker
+WORKER_DIED = re.compile(r"DataLoader worker \(pid")
 
 
 def classify(error: BaseException) -> str:
@@ -44,7 +50,7 @@ def classify(error: BaseException) -> str:
         return "timeout"
     if isinstance(error, JobCrashed):
         return "crashed"
-    if isinstance(error, RuntimeError) and "DataLoader worker" in str(error):
+    if isinstance(error, RuntimeError) and WORKER_DIED.search(str(error)):
         return "worker_killed"
     return "failed"
 
@@ -52,11 +58,14 @@ def classify(error: BaseException) -> str:
 def run_and_record(cfg: DictConfig, job_dir: str | Path, job_num: int = 0, overrides: str = "") -> dict[str, Any]:
     """Run the job unless its folder already holds an `ok` row for the same overrides (resume), and
     write its row whatever happens. Returns the row."""
-    if cfg.resume:
-        previous = read_row(job_dir)
-        if previous and previous.get("status") == "ok" and _same(previous.get("job.overrides"), overrides):
-            log.info("resume: job #%s already has an ok row, skipped", job_num)
-            return previous
+    previous = read_row(job_dir)
+    finished = previous is not None and previous.get("status") == "ok"
+    if finished and cfg.resume and _same(previous.get("job.overrides"), overrides):
+        log.info("resume: job #%s already has an ok row, skipped", job_num)
+        return previous
+    if finished:  # a finished result is never overwritten (another sweep into this folder, resume=false)
+        kept = set_aside(job_dir)
+        log.warning("job #%s: its folder held an ok row for %r: kept as %s", job_num, previous["job.overrides"], kept)
     row: dict[str, Any] = {"job.num": job_num, "job.overrides": overrides, "status": "ok", "error": ""}
     row.update(flatten_config(OmegaConf.masked_copy(cfg, list(CONFIG_GROUPS))))
     row.update(environment())
@@ -84,7 +93,7 @@ def _same(recorded: Any, overrides: str) -> bool:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     row = run_and_record(
@@ -96,7 +105,9 @@ def main(cfg: DictConfig) -> float:
     if row["status"] != "ok":  # already logged, as one line, by run_and_record
         if not multirun:
             sys.exit(1)
-        return math.nan  # a sweeper (Optuna) records the trial as failed
+        # None, not NaN: hydra-optuna-sweeper tells Optuna a NaN as a completed value, which Optuna
+        # refuses with an error that ends the whole search; a value that is no number is a failed trial
+        return None
     return float(row["images_per_s"])
 
 

@@ -119,6 +119,8 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"train.epochs={train.epochs}: must be >= 1")
     if train.inject_fault is not None and train.inject_fault not in FAULTS:
         raise ConfigError(f"train.inject_fault={train.inject_fault}: choose one of {', '.join(FAULTS)} or null")
+    if train.inject_fault == "kill_worker" and loader.num_workers == 0:
+        raise ConfigError("train.inject_fault=kill_worker needs a worker to kill: set loader.num_workers >= 1")
     if not 0 < train.target_ci < 1:
         raise ConfigError(f"train.target_ci={train.target_ci}: a relative half-width in (0, 1), e.g. 0.02")
     for size_key in ("train_size", "test_size"):

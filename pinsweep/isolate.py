@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import pickle
 import sys
+import threading
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -30,7 +32,21 @@ class JobCrashed(RuntimeError):
     """The job's process died without reporting (killed by a signal, or a crash in native code)."""
 
 
+def _exit_with_parent() -> None:
+    """End this job as soon as the sweep process that started it is gone (SIGKILL, a cluster's time
+    limit): an orphaned job would run on and share the device with the re-run that resumes the sweep."""
+    parent = multiprocessing.parent_process()  # its join() returns when the parent's end of a pipe closes
+
+    def watch() -> None:
+        parent.join()
+        os._exit(1)
+
+    if parent is not None:
+        threading.Thread(target=watch, name="pinsweep-parent-watch", daemon=True).start()
+
+
 def _child(config: dict, log_file: str | None, results: Connection) -> None:
+    _exit_with_parent()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         handlers.append(logging.FileHandler(log_file))

@@ -115,6 +115,16 @@ def write_row(job_dir: str | Path, row: dict[str, Any]) -> Path:
     return target
 
 
+def set_aside(job_dir: str | Path) -> Path:
+    """Rename a job folder's row to `row-replaced-<utc time>.csv`: kept on disk, no longer read as the
+    job's row, so that the job's new row never destroys a finished one."""
+    source = Path(job_dir) / ROW_FILE
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    target = source.with_name(f"row-replaced-{stamp}.csv")
+    os.replace(source, target)
+    return target
+
+
 def read_row(job_dir: str | Path) -> dict[str, Any] | None:
     path = Path(job_dir) / ROW_FILE
     if not path.exists():

@@ -104,16 +104,29 @@ def time_limit(seconds: float | None):
         yield
         return
 
+    message = f"job exceeded train.timeout_s={seconds:g}: raise it or shorten the job"
+    expired = False
+
     def expire(signum, frame):
-        raise JobTimeout(f"job exceeded train.timeout_s={seconds:g}: raise it or shorten the job")
+        nonlocal expired
+        expired = True
+        raise JobTimeout(message)
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    # after the first alarm, one a second: an alarm that lands in a __del__ (a DataLoader shutting its
+    # workers down) is printed and swallowed by Python, so it has to come again
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
     try:
         yield
+    except Exception as error:
+        if expired and not isinstance(error, JobTimeout):  # the alarm surfaced wrapped in another error
+            raise JobTimeout(message) from error
+        raise
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    if expired:  # every alarm was swallowed, yet the job ran over its limit
+        raise JobTimeout(message)
 
 
 # ------------------------------------------------------------------------------------------- training
