@@ -1,0 +1,299 @@
+"""Faults survived, nothing lost: a job that raises, loses a DataLoader worker, runs out of memory or
+over its time limit leaves a row with its status and the sweep goes on; a sweep killed mid-run keeps
+its finished rows, and re-running it into the same folder completes only what is missing."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from pinsweep import resume
+from pinsweep.app import classify, run_and_record
+from pinsweep.record import ROW_FILE, read_row, read_rows, write_row
+from pinsweep.summarize import summarize_and_report
+from pinsweep.train import JobTimeout, time_limit
+
+# one fault per job, each a config group option, so that only the hanging job has a time limit
+# (a limit on every job would have to cover the slowest healthy job on a loaded machine)
+FAULTS = {
+    "none": "train:\n  inject_fault: null\n",
+    "raise": "train:\n  inject_fault: raise\n",
+    "kill_worker": "train:\n  inject_fault: kill_worker\n",
+    "hang": "train:\n  inject_fault: hang\n  timeout_s: 3\n",
+    "oom": "train:\n  inject_fault: oom\n",
+}
+# a job of 8 steps (inject_fault acts at the third), with one worker to kill
+SMALL_JOB = (
+    "data=synthetic",
+    "model=tiny",
+    "model.width=8",
+    "data.train_size=512",
+    "data.test_size=64",
+    "loader.batch_size=64",
+    "loader.num_workers=1",
+    "train.epochs=1",
+    "train.ceiling_steps=2",
+)
+
+
+def _job_rows(sweep_dir: Path) -> list[dict | None]:
+    job_dirs = sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    return [read_row(job_dir) for job_dir in job_dirs]
+
+
+def _pinsweep(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pinsweep", *args]
+
+
+# ------------------------------------------------------------------------------ one sweep, four faults
+
+
+@pytest.mark.slow
+def test_one_sweep_survives_an_exception_a_killed_worker_a_timeout_and_oom(tmp_path):
+    group = tmp_path / "conf" / "fault"
+    group.mkdir(parents=True)
+    for name, body in FAULTS.items():
+        (group / f"{name}.yaml").write_text(f"# @package _global_\n{body}")
+    sweep_dir = tmp_path / "sweep"
+    result = subprocess.run(
+        _pinsweep(
+            "-m",
+            *SMALL_JOB,
+            f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+            "+fault=" + ",".join(FAULTS),
+            f"hydra.sweep.dir={sweep_dir}",
+        ),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]  # jobs failed: the sweep says so, after the summary
+
+    rows = _job_rows(sweep_dir)
+    assert [row["status"] for row in rows] == ["ok", "failed", "worker_killed", "timeout", "oom"], rows
+    ok, raised, killed, timed_out, oom = rows
+    assert ok["images_per_s"] > 0
+    assert raised["error"] == "RuntimeError: injected fault (train.inject_fault=raise)"
+    # torch's own words for a worker that died of SIGKILL
+    assert "DataLoader worker (pid" in killed["error"] and "is killed by signal: Killed" in killed["error"]
+    assert timed_out["error"].startswith("JobTimeout: job exceeded train.timeout_s=3:")
+    assert oom["error"] == "OutOfMemoryError: simulated out of memory (train.inject_fault=oom)"
+
+    summary = pd.read_csv(sweep_dir / "summary.csv")
+    assert summary["n"].sum() == 1 and summary["n_failed"].sum() == 4
+
+
+# ------------------------------------------------------------------------- the whole sweep process killed
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        found |= {int(child) for child in task.read_text().split()}
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has finished; it only waits to be reaped
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads process children from Linux's /proc")
+def test_a_killed_sweep_keeps_its_finished_rows_and_a_rerun_completes_only_the_rest(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    # 4 jobs, each slowed to a few seconds so that job 2 of 4 is surely still running when killed
+    command = _pinsweep(
+        "-m", *SMALL_JOB, "data.sample_delay_ms=4", "train.repeat=0,1,2,3", f"hydra.sweep.dir={sweep_dir}"
+    )
+    with open(tmp_path / "killed.log", "w") as log:
+        sweep = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 300
+        while not (sweep_dir / "1" / ".hydra").is_dir():
+            assert sweep.poll() is None and time.monotonic() < deadline, "job 2 of 4 never started"
+            time.sleep(0.05)
+        # job 2 runs in a process of its own (isolate=true): kill the sweep once that process exists
+        job_processes: set[int] = set()
+        while not job_processes:
+            assert sweep.poll() is None and time.monotonic() < deadline, "job 2 of 4 never started its process"
+            job_processes = {pid for pid in _children(sweep.pid) if "multiprocessing.spawn" in _cmdline(pid)}
+            time.sleep(0.05)
+        sweep.send_signal(signal.SIGKILL)
+        sweep.wait()
+
+    first_row = sweep_dir / "0" / ROW_FILE
+    assert read_row(sweep_dir / "0")["status"] == "ok"
+    assert not (sweep_dir / "1" / ROW_FILE).exists()  # killed mid-job: no row, and no half row
+    # the job running in its own process ends with the sweep instead of running on unseen
+    deadline = time.monotonic() + 120
+    while any(_alive(pid) for pid in job_processes) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in job_processes), "a job process outlived the killed sweep"
+
+    # the summary of the killed sweep: job 1 is `missing`, not an error
+    assert summarize_and_report(sweep_dir) == 1
+    assert read_rows(sweep_dir)["status"].tolist() == ["ok", "missing"]
+
+    before = (first_row.stat().st_mtime_ns, first_row.read_bytes())
+    rerun = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "resume: job #0 already has an ok row, skipped" in rerun.stderr
+    assert (first_row.stat().st_mtime_ns, first_row.read_bytes()) == before  # untouched
+    rows = _job_rows(sweep_dir)
+    assert [row["status"] for row in rows] == ["ok"] * 4
+    assert [row["train.repeat"] for row in rows] == [0, 1, 2, 3]
+    assert not list(sweep_dir.rglob("row-replaced-*.csv"))  # nothing finished was replaced
+    summary = pd.read_csv(sweep_dir / "summary.csv")
+    assert summary["n"].tolist() == [4] and summary["n_failed"].tolist() == [0]  # each job counted once
+
+
+# ----------------------------------------------------------------------------------- pinsweep.resume
+
+
+@pytest.mark.slow
+def test_resume_reruns_the_failed_job_and_skips_the_finished_one(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    first = subprocess.run(
+        _pinsweep("-m", *SMALL_JOB, "isolate=false", "train.inject_fault=null,raise", f"hydra.sweep.dir={sweep_dir}"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert first.returncode == 1, first.stderr[-3000:]
+    ok_row, failed_row = sweep_dir / "0" / ROW_FILE, sweep_dir / "1" / ROW_FILE
+    ok_before = (ok_row.stat().st_mtime_ns, ok_row.read_bytes())
+    failed_before = failed_row.stat().st_mtime_ns
+
+    argv, cwd = resume.resume_command(sweep_dir)
+    assert argv[1:4] == ["-m", "pinsweep", "-m"]
+    assert "train.inject_fault=null,raise" in argv and argv[-1] == f"hydra.sweep.dir={sweep_dir.resolve()}"
+    assert not any(arg.startswith("hydra.mode=") for arg in argv)
+    assert cwd == tmp_path.resolve()
+
+    again = subprocess.run(
+        [sys.executable, "-m", "pinsweep.resume", str(sweep_dir)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 1, again.stderr[-3000:]  # the injected fault fails again, and says so
+    assert "resume: job #0 already has an ok row, skipped" in again.stderr
+    assert (ok_row.stat().st_mtime_ns, ok_row.read_bytes()) == ok_before
+    assert failed_row.stat().st_mtime_ns > failed_before  # run again
+    assert [row["status"] for row in _job_rows(sweep_dir)] == ["ok", "failed"]
+    summary = pd.read_csv(sweep_dir / "summary.csv")
+    assert summary["n"].sum() == 1 and summary["n_failed"].sum() == 1
+
+
+def test_resume_refuses_a_folder_that_is_no_sweep(tmp_path, capsys):
+    assert resume.main([str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0
+    assert f"{tmp_path.resolve() / 'multirun.yaml'} not found" in error and "python -m pinsweep -m" in error
+
+
+# ----------------------------------------------------------------------------------------- in process
+
+
+class FailingDataset(Dataset):
+    def __len__(self) -> int:
+        return 64
+
+    def __getitem__(self, index: int):
+        raise RuntimeError("a broken sample")
+
+
+class SlowDataset(Dataset):
+    def __len__(self) -> int:
+        return 64
+
+    def __getitem__(self, index: int):
+        time.sleep(0.05)
+        return torch.zeros(3), 0
+
+
+def _first_error(loader: DataLoader, kill_a_worker: bool) -> RuntimeError:
+    """The error iterating `loader` raises, with the iterator already shut down (so that its workers'
+    clean-up does not land in a later test)."""
+    batches = iter(loader)
+    try:
+        if kill_a_worker:
+            next(batches)
+            os.kill(batches._workers[0].pid, signal.SIGKILL)
+        for _ in batches:
+            pass
+    except RuntimeError as error:
+        return error.with_traceback(None)  # the traceback would keep the iterator alive
+    finally:
+        del batches
+        gc.collect()
+    raise AssertionError("the loader raised no error")
+
+
+def test_a_killed_worker_and_an_exception_in_a_worker_are_told_apart():
+    raised_in_worker = _first_error(DataLoader(FailingDataset(), batch_size=4, num_workers=1), kill_a_worker=False)
+    assert "Caught RuntimeError in DataLoader worker process 0" in str(raised_in_worker)
+    assert classify(raised_in_worker) == "failed"  # the dataset's fault, reported by the worker
+
+    killed = _first_error(DataLoader(SlowDataset(), batch_size=4, num_workers=1), kill_a_worker=True)
+    assert "DataLoader worker (pid" in str(killed)
+    assert classify(killed) == "worker_killed"
+
+
+class SlowFinalizer:
+    """Python prints and swallows an exception raised in __del__: where an alarm may land."""
+
+    def __del__(self):
+        time.sleep(0.6)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_time_limit_whose_alarm_is_swallowed_still_ends_the_job():
+    start = time.perf_counter()
+    with pytest.raises(JobTimeout, match=r"train\.timeout_s=0\.2"), time_limit(0.2):
+        finalizer = SlowFinalizer()
+        del finalizer  # the alarm fires in here and is lost
+        time.sleep(30)  # ... so the alarm comes again, a second later
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_time_limit_whose_every_alarm_is_swallowed_raises_at_its_end():
+    with pytest.raises(JobTimeout), time_limit(0.2):
+        finalizer = SlowFinalizer()
+        del finalizer  # the only alarm before the body ends is lost
+
+
+def test_a_finished_row_is_kept_when_its_folder_gets_another_job(compose_cfg, tmp_path):
+    finished = {"job.num": 0, "job.overrides": "loader.num_workers=2", "status": "ok", "images_per_s": 123.0}
+    write_row(tmp_path, finished)
+    cfg = compose_cfg("data=synthetic", "model=tiny", "isolate=false", "loader.batch_size=0")
+    row = run_and_record(cfg, tmp_path, 0, "loader.batch_size=0")
+    assert row["status"] == "invalid"
+    assert read_row(tmp_path)["status"] == "invalid"
+    (kept,) = tmp_path.glob("row-replaced-*.csv")
+    assert pd.read_csv(kept).iloc[0].to_dict() == finished
+    assert read_rows(tmp_path)["status"].tolist() == ["invalid"]  # set aside: no longer counted
