@@ -157,7 +157,16 @@ def test_pin_memory_without_an_accelerator_is_a_recorded_warning_not_an_error(ba
 
 def test_a_single_run_with_bad_input_prints_one_line_and_exits_non_zero(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "pinsweep", *FAST_JOB, "loader.num_workers=-1", f"hydra.run.dir={tmp_path / 'run'}"],
+        # as a user runs it: the job in its own process (isolate=true), whose error the parent logs once
+        [
+            sys.executable,
+            "-m",
+            "pinsweep",
+            *FAST_JOB,
+            "isolate=true",
+            "loader.num_workers=-1",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
