@@ -7,11 +7,13 @@ job runs. `validate()` adds the checks a type cannot express (ranges, combinatio
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Dict, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
+
+from pinsweep.launchers import register_launchers
 
 
 @dataclass
@@ -87,6 +89,7 @@ class ConfigError(ValueError):
     """A config that type-checks but cannot run; the message names the key and the fix."""
 
 
+GROUP_SCHEMAS = {"model": ModelConfig, "data": DataConfig, "loader": LoaderConfig, "train": TrainConfig}
 PIPELINES = ("pil", "tensor", "device")
 MODES = ("epochs", "adaptive")
 FAULTS = ("raise", "oom", "kill_worker", "hang")
@@ -95,6 +98,10 @@ FAULTS = ("raise", "oom", "kill_worker", "hang")
 def validate(cfg: Any) -> None:
     """Reject configs whose values are typed right but cannot run, naming the key and the fix."""
     loader, train, data = cfg.loader, cfg.train, cfg.data
+    for group, schema in GROUP_SCHEMAS.items():
+        unknown = sorted(set(cfg[group]) - {f.name for f in fields(schema)})
+        if unknown:  # `+loader.typo=1` gets past Hydra's type check; a misspelt axis must not
+            raise ConfigError(f"{group}.{unknown[0]}: not a {group} setting; the keys are in pinsweep/config.py")
     if loader.batch_size < 1:
         raise ConfigError(f"loader.batch_size={loader.batch_size}: must be >= 1, e.g. loader.batch_size=256")
     if loader.num_workers < 0:
@@ -132,3 +139,4 @@ def validate(cfg: Any) -> None:
 def register_configs() -> None:
     """Store the schema so that conf/config.yaml can extend it (Hydra structured-config pattern)."""
     ConfigStore.instance().store(name="base_config", node=Config)
+    register_launchers()  # what conf/hydra/launcher/ needs: ${pinsweep_cpus:}, hydra/launcher=local

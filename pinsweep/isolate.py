@@ -47,6 +47,9 @@ def _exit_with_parent() -> None:
 
 def _child(config: dict, log_file: str | None, results: Connection) -> None:
     _exit_with_parent()
+    # a spawned child inherits "spawn" as its default start method; DataLoader workers must start as in
+    # the user's own script (the platform default, fork on Linux), not re-import torch every epoch
+    multiprocessing.set_start_method(None, force=True)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         handlers.append(logging.FileHandler(log_file))

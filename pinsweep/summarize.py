@@ -173,6 +173,8 @@ def summarize(rows: pd.DataFrame, baseline: str = "") -> tuple[pd.DataFrame, pd.
     """(summary, effects) for a frame of job rows; see the module docstring."""
     if rows.empty or "status" not in rows:
         raise SummaryError("no job rows found: point at a sweep folder that holds <job>/row.csv files")
+    if "images_per_s" not in rows:  # no job succeeded: still a summary, of failures
+        rows = rows.assign(images_per_s=math.nan)
     axes = find_axes(rows)
     keyed = rows.assign(**{f"_{axis}": rows[axis].map(norm) for axis in axes})
     levels = {axis: sorted(keyed[f"_{axis}"].unique(), key=_level_key) for axis in axes}
@@ -300,25 +302,28 @@ SHOWN = ["n", "ips_median", "ips_ci_low", "ips_ci_high", "speedup", "significant
 
 
 def print_tables(summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFrame) -> None:
-    """The summary sorted by images/s, the per-axis effects, and the failed jobs with their reasons."""
+    """The summary sorted by images/s (config, images/s with its interval, speedup, efficiency vs the
+    compute-only ceiling, verdict, status), the per-axis effects, and the failed jobs with their reasons."""
     from rich.console import Console
     from rich.table import Table
 
+    from pinsweep.report import table_cells  # the same cells as the report's table
+
     console = Console(width=None if Console().is_terminal else 160)
     axes = [c for c in summary.columns if c.split(".", 1)[0] in CONFIG_GROUPS]
-    table = Table(title="pinsweep summary (images/s: steady state, median over repeats; 95% CI)")
-    for column in axes:
-        table.add_column(_short(column, axes))
-    for column in SHOWN:
-        table.add_column(column, justify="left" if column == "verdict" else "right")
-    for _, record in summary.sort_values("ips_median", ascending=False, na_position="last").iterrows():
-        cells = [str(record[a]) + (" *" if record["baseline"] and a == axes[-1] else "") for a in axes]
-        table.add_row(*cells, *[_fmt(record[c]) for c in SHOWN])
+    cells = table_cells(summary, rows)
+    table = Table(title="pinsweep summary, fastest first (images/s: steady state, median over repeats, 95% CI)")
+    for column in cells.columns:
+        numeric = column.startswith(("images/s", "speedup", "efficiency"))
+        table.add_column(column, justify="right" if numeric else "left")
+    for row in cells.itertuples(index=False):
+        status = str(row[-1])
+        table.add_row(*map(str, row), style=None if status.endswith(" ok") and "," not in status else "red")
     console.print(table)
     if axes:
-        console.print("* baseline for speedup")
+        console.print("speedup: over the baseline config; efficiency: images/s over the compute-only ceiling")
     if summary["note"].astype(bool).any():
-        console.print(f"note: {summary['note'].iloc[0]}")
+        console.print(f"note: {summary['note'].iloc[0].strip()}")
     if not effects.empty:
         overall = effects[effects["held_fixed"] == "all (median)"]
         console.print("per-axis effects (ratio of images/s, every other axis held fixed):")

@@ -217,3 +217,9 @@ def test_wrong_type_on_the_command_line_fails_before_any_job(run_pinsweep, tmp_p
     assert "abc" in result.stderr
     assert "Traceback" not in result.stderr  # Hydra's one clear message, not a stack trace
     assert list(tmp_path.iterdir()) == []  # no job folder, no row: nothing ran
+
+
+def test_a_key_added_with_plus_outside_the_schema_is_rejected(compose_cfg):
+    cfg = compose_cfg("+loader.num_worker=4")  # misspelt: Hydra's `+` adds it, validate() must not
+    with pytest.raises(ConfigError, match=r"loader\.num_worker: not a loader setting"):
+        validate(cfg)

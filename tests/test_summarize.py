@@ -227,7 +227,6 @@ def test_a_config_whose_every_run_failed_still_has_a_row():
     assert "job 20 oom" in group["failures"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: summarize() raises KeyError 'images_per_s' when no job succeeded")
 def test_a_sweep_where_every_job_failed_is_still_summarized():
     rows = pd.DataFrame([_row(workers=w, status="invalid", error="DatasetUnavailable: x", job_num=w) for w in (0, 2)])
     summary, _ = summarize(rows)
