@@ -1,0 +1,527 @@
+"""One self-contained report of a sweep: conclusion, table, plots, per-axis effects, environment, failures.
+
+    python -m pinsweep.report multirun/2026-11-24_10-00-00 [--baseline loader.num_workers=0]
+
+Writes `report.html` (the plots embedded as base64 PNGs: one file to mail or attach) and `report.md`
+(the same content, the plots referenced beside it), plus the PNGs. Summarizes first when summary.csv
+is missing or older than a job's row. The conclusion is generated from summary.csv and effects.csv:
+which axis matters, by how much, what does nothing, what the fastest config is limited by.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pinsweep.record import CONFIG_GROUPS, ROW_FILE, read_rows
+from pinsweep.summarize import SummaryError, _short, norm, summarize_and_report
+
+OVERALL = "all (median)"  # effects.csv's held_fixed value for an axis's effect over all strata
+INACTIVE = "none: inactive"
+WIDE_INTERVAL = 1.2  # a ratio's CI whose high end is > 1.2x its low end cannot rule out a 10% effect
+TOO_FAST_EFFICIENCY = 1.1  # beyond noise: the ceiling itself was mismeasured
+WHY = {  # verdict -> what it means for the fastest config; {wait}/{copy} are its step-time shares
+    "compute-bound": "the model's compute is the limit, so a faster input pipeline would not help",
+    "loader-bound": "{wait} of its step time goes to waiting for the next batch, so the input pipeline is the "
+    "limit (more loader.num_workers or data.pipeline=tensor could help)",
+    "copy-bound": "host-to-device copies take {copy} of its step time; loader.pin_memory=true with "
+    "loader.non_blocking=true could help",
+    "contended": "it hardly waits for data, yet compute runs below its ceiling: something competes with training "
+    "for the CPU cores (loader workers, other processes)",
+}
+READING_GUIDE = [
+    "images/s: steady-state training throughput (warm-up excluded), median over repeats, with a 95% bootstrap "
+    "confidence interval.",
+    "speedup: median images/s over the baseline config's, with a 95% interval; significant when the interval "
+    "excludes 1.",
+    "efficiency: images/s over the compute-only ceiling (same model and batch, data already on the device): "
+    "100% means the input pipeline costs nothing.",
+    "verdict: compute-bound (within 10% of the ceiling), loader-bound or copy-bound (that stall takes >= 10% of "
+    "the step), contended (no stall, but compute slower than its ceiling: loader workers or other processes "
+    "compete for the CPU).",
+]
+ENVIRONMENT = {  # row column -> label, in display order
+    "env.hostname": "host",
+    "device": "device",
+    "env.device_name": "GPU",
+    "env.cpu_model": "CPU",
+    "env.cpu_count": "CPU cores",
+    "env.torch": "torch",
+    "env.torchvision": "torchvision",
+    "env.cuda": "CUDA",
+    "env.cudnn": "cuDNN",
+    "env.python": "Python",
+    "env.pinsweep": "pinsweep",
+    "env.git_commit": "pinsweep commit",
+}
+FIXED_SETTINGS = (
+    "model.name",
+    "data.name",
+    "data.pipeline",
+    "data.train_size",
+    "data.sample_delay_ms",
+    "loader.batch_size",
+    "loader.num_workers",
+    "loader.pin_memory",
+    "train.mode",
+    "train.epochs",
+    "train.device",
+)
+
+
+# -------------------------------------------------------------------------------------- formatting
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def _interval(low: Any, high: Any) -> str:
+    return "" if _missing(low) or _missing(high) else f" [{low:.2f}, {high:.2f}]"
+
+
+def _ips(value: float, low: Any = math.nan, high: Any = math.nan) -> str:
+    ci = "" if _missing(low) or _missing(high) else f" [{low:.0f}, {high:.0f}]"
+    return f"{value:.0f}{ci}"
+
+
+def axes_of(summary: pd.DataFrame) -> list[str]:
+    """The swept axes: summary columns named after a config group, in summary order."""
+    return [c for c in summary.columns if c.split(".", 1)[0] in CONFIG_GROUPS]
+
+
+def config_label(record: pd.Series, axes: list[str]) -> str:
+    """`num_workers=2, pin_memory=false`, as typed on the command line."""
+    return ", ".join(f"{_short(a, axes)}={record[a]}" for a in axes) or "the single config"
+
+
+def config_status(record: pd.Series, axes: list[str], rows: pd.DataFrame | None) -> str:
+    """`3 ok`, `2 ok, 1 oom`: how the config's jobs ended."""
+    counts = {"ok": int(record.get("n", 0))}
+    if rows is not None and "status" in rows and record.get("n_failed", 0):
+        mine = np.logical_and.reduce([rows[a].map(norm) == record[a] for a in axes]) if axes else True
+        for status, count in rows.loc[mine & (rows["status"] != "ok"), "status"].value_counts().items():
+            counts[str(status)] = int(count)
+    elif record.get("n_failed", 0):
+        counts["failed"] = int(record["n_failed"])
+    return ", ".join(f"{count} {status}" for status, count in counts.items() if count or status != "ok") or "no run"
+
+
+def table_cells(summary: pd.DataFrame, rows: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The summary as display text, fastest first: config, images/s with its interval, speedup with its
+    interval, significance, efficiency, verdict, status. Shared by the terminal table and the report."""
+    axes = axes_of(summary)
+    cells = []
+    for _, r in summary.sort_values("ips_median", ascending=False, na_position="last").iterrows():
+        row = {_short(a, axes): str(r[a]) for a in axes}
+        ran = not _missing(r["ips_median"])
+        row["images/s [95% CI]"] = _ips(r["ips_median"], r.get("ips_ci_low"), r.get("ips_ci_high")) if ran else "-"
+        speedup = "" if _missing(r.get("speedup")) else _ratio(r["speedup"])
+        row["speedup [95% CI]"] = speedup + _interval(r.get("speedup_ci_low"), r.get("speedup_ci_high")) or "-"
+        significant = r.get("significant")
+        row["significant"] = (
+            "baseline" if bool(r["baseline"]) else "-" if _missing(significant) else "yes" if significant else "no"
+        )
+        row["efficiency"] = "-" if _missing(r.get("efficiency")) else f"{r['efficiency']:.0%}"
+        row["verdict"] = r["verdict"] if isinstance(r.get("verdict"), str) and r["verdict"] else "-"
+        row["status"] = config_status(r, axes, rows)
+        cells.append(row)
+    return pd.DataFrame(cells)
+
+
+# -------------------------------------------------------------------------------------- conclusion
+
+
+def _size(effect: pd.Series) -> float:
+    """How big an effect is, either way: |log ratio|."""
+    return abs(math.log(effect["ratio"])) if not _missing(effect["ratio"]) and effect["ratio"] > 0 else -1.0
+
+
+def _change(effect: pd.Series) -> str:
+    """`0 -> 2 is 1.80x [1.62, 2.01]`."""
+    return (
+        f"{effect['reference']} -> {effect['level']} is {_ratio(effect['ratio'])}"
+        f"{_interval(effect['ci_low'], effect['ci_high'])}"
+    )
+
+
+def _others(axis: str, axes: list[str]) -> str:
+    return " and ".join(_short(a, axes) for a in axes if a != axis)
+
+
+def _axis_sentence(axis: str, overall: pd.DataFrame, strata: pd.DataFrame, axes: list[str], lead: str) -> str:
+    """One axis's effect in words. `overall` holds its OVERALL rows (one per level), `strata` the rest."""
+    name = _short(axis, axes)
+    others = _others(axis, axes)
+    everywhere = f" at any {others}" if others else ""
+    words = overall["effect"].astype(str)
+    if words.str.startswith(INACTIVE).all():
+        measured = ", ".join(_change(e).replace(" is ", " ratio, ") for _, e in overall.iterrows())
+        return (
+            f"{name} changes nothing on this machine: it is inactive without an accelerator, so the measured "
+            f"{measured}, is noise or drift"
+        )
+    real = overall[words.isin(["faster", "slower"])]
+    if len(real):
+        top = real.loc[real.apply(_size, axis=1).idxmax()]
+        sentence = f"{name} {lead}: {_change(top)}"
+        if len(overall) > 1:
+            levels = ", ".join(f"{e['level']}: {_ratio(e['ratio'])}" for _, e in overall.iterrows())
+            sentence += f" (every level vs {top['reference']}: {levels})"
+        return sentence
+    if words.str.startswith("unknown").all():
+        top = overall.loc[overall.apply(_size, axis=1).idxmax()]
+        return (
+            f"{name}: {top['reference']} -> {top['level']} measured {_ratio(top['ratio'])}, but without a confidence "
+            "interval (a config with fewer than 2 successful runs) that cannot be told from noise"
+        )
+    # not significant overall; it may still act at some levels of the other axes (an interaction)
+    acting = strata[strata["effect"].isin(["faster", "slower"])]
+    measured = ", ".join(_change(e) for _, e in overall.iterrows())
+    if len(acting):
+        where = "; ".join(f"at {e['held_fixed']} {_change(e)} ({e['effect']})" for _, e in acting.iterrows())
+        return f"{name} has no consistent effect ({measured} overall), but it depends on {others}: {where}"
+    wide = any(e["ci_high"] > WIDE_INTERVAL * e["ci_low"] for _, e in overall.iterrows())
+    hint = "; the interval is wide: more repeats (train.repeat) would narrow it" if wide else ""
+    return f"{name} changes nothing measurable{everywhere} ({measured}){hint}"
+
+
+def _axis_sentences(effects: pd.DataFrame, axes: list[str]) -> list[str]:
+    """Axes that matter first (largest effect first), then unmeasurable ones, then those that do nothing."""
+    if effects.empty:
+        return []
+    overall = effects[effects["held_fixed"] == OVERALL]
+    strata = effects[effects["held_fixed"] != OVERALL]
+
+    def rank(axis: str) -> tuple[int, float]:
+        mine = overall[overall["axis"] == axis]
+        words = mine["effect"].astype(str)
+        group = 0 if words.isin(["faster", "slower"]).any() else 1 if words.str.startswith("unknown").all() else 2
+        group = 3 if words.str.startswith(INACTIVE).all() else group
+        return group, -max((_size(e) for _, e in mine.iterrows()), default=0.0)
+
+    ordered = sorted((a for a in axes if (overall["axis"] == a).any()), key=rank)
+    mattering = [a for a in ordered if rank(a)[0] == 0]
+    sentences = []
+    for axis in ordered:
+        if len(mattering) == 1:
+            lead = "is what matters here"
+        elif mattering and axis == mattering[0]:
+            lead = "matters most"
+        else:
+            lead = "also matters"
+        mine = overall["axis"] == axis
+        sentences.append(_axis_sentence(axis, overall[mine], strata[strata["axis"] == axis], axes, lead))
+    if len(ordered) > 1 and all(rank(a)[0] >= 2 for a in ordered):
+        sentences.insert(0, "No swept setting changes throughput measurably here")
+    return sentences
+
+
+def _fastest_sentences(summary: pd.DataFrame, axes: list[str]) -> list[str]:
+    ran = summary[summary["ips_median"].notna()]
+    if ran.empty:
+        return ["No config ran successfully: see the failed jobs"]
+    best = ran.loc[ran["ips_median"].astype(float).idxmax()]
+    speed = _ips(best["ips_median"], best.get("ips_ci_low"), best.get("ips_ci_high"))
+    if not axes:
+        sentences = [f"The config runs at {speed} images/s"]
+    elif bool(best["baseline"]):
+        sentences = [f"The fastest config is the baseline, {config_label(best, axes)}, at {speed} images/s"]
+    else:
+        base = summary[summary["baseline"].astype(bool)]
+        versus = f" ({config_label(base.iloc[0], axes)})" if len(base) else ""
+        significant = best.get("significant")
+        caveat = (
+            ", no interval (one run per config)"
+            if _missing(significant)
+            else ""
+            if significant
+            else ", not significantly different"
+        )
+        sentences = [
+            f"Fastest: {config_label(best, axes)} at {speed} images/s, {_ratio(best['speedup'])}"
+            f"{_interval(best.get('speedup_ci_low'), best.get('speedup_ci_high'))} the baseline{versus}{caveat}"
+        ]
+    verdict = best.get("verdict")
+    if isinstance(verdict, str) and verdict in WHY and not _missing(best.get("efficiency")):
+        why = WHY[verdict].format(wait=f"{best['data_wait_frac']:.0%}", copy=f"{best['copy_frac']:.0%}")
+        sentence = f"It reaches {best['efficiency']:.0%} of the compute-only ceiling and is {verdict}: {why}"
+        if best["efficiency"] > TOO_FAST_EFFICIENCY:
+            sentence += (
+                " (above 100% means the ceiling was measured over too few steps to trust: raise train.ceiling_steps)"
+            )
+        sentences.append(sentence)
+    return sentences
+
+
+def conclusion(summary: pd.DataFrame, effects: pd.DataFrame) -> list[str]:
+    """Plain-language findings, computed from the summary and effects tables; one sentence per item."""
+    axes = axes_of(summary)
+    sentences = _axis_sentences(effects, axes) + _fastest_sentences(summary, axes)
+    if summary["ips_ci_low"].isna().all() and summary["ips_median"].notna().any():
+        sentences.append(
+            "With one run per config no difference can be told from noise: rerun with train.repeat=0,1,2 "
+            "for confidence intervals"
+        )
+    failed = int(summary["n_failed"].sum()) if "n_failed" in summary else 0
+    if failed:
+        lost = summary[summary["n"] == 0]
+        lost_text = f"; no successful run for {'; '.join(config_label(r, axes) for _, r in lost.iterrows())}"
+        sentences.append(
+            f"{failed} job{'s' if failed > 1 else ''} failed (see Failed jobs){lost_text if len(lost) else ''}"
+        )
+    return [s + "." for s in sentences]
+
+
+# -------------------------------------------------------------------------------------- the report
+
+
+@dataclass
+class Image:
+    path: Path
+    alt: str
+
+
+@dataclass
+class Table:
+    frame: pd.DataFrame
+
+
+Block = str | list | Image | Table  # paragraph, bullet list, image, table
+
+
+def _environment(rows: pd.DataFrame) -> pd.DataFrame:
+    """One line per environment key; several values (a sweep spread over nodes) are all listed."""
+    items = []
+    for column, label in ENVIRONMENT.items():
+        if column in rows:
+            values = [_env_value(column, v) for v in rows[column].dropna().unique() if str(v) != ""]
+            values = [v for v in values if v != "null"]
+            if values:
+                items.append((label, ", ".join(values) + (" (differs between jobs)" if len(values) > 1 else "")))
+    if "env.utc_time" in rows and rows["env.utc_time"].notna().any():
+        times = sorted(rows["env.utc_time"].dropna().astype(str))
+        items.append(("time (UTC)", times[0] if times[0] == times[-1] else f"{times[0]} to {times[-1]}"))
+    return pd.DataFrame(items, columns=["", "value"])
+
+
+def _env_value(column: str, value: Any) -> str:
+    """As recorded: pandas reads CUDA `13.0` as a number, which must not become `13`."""
+    if column == "env.cuda" and isinstance(value, (float, np.floating)):
+        return f"{value:.1f}"
+    return norm(value)
+
+
+def _settings(rows: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    ok = rows[rows["status"] == "ok"] if (rows["status"] == "ok").any() else rows
+    items = []
+    for column in FIXED_SETTINGS:
+        if column in ok and column not in axes and ok[column].notna().any():
+            items.append((column, norm(ok[column].dropna().iloc[0])))
+    return pd.DataFrame(items, columns=["setting", "value"])
+
+
+def _effects_table(effects: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    ordered = pd.concat([effects[effects["held_fixed"] == OVERALL], effects[effects["held_fixed"] != OVERALL]])
+    return pd.DataFrame(
+        {
+            "axis": [_short(a, axes) for a in ordered["axis"]],
+            "change": [f"{e['reference']} -> {e['level']}" for _, e in ordered.iterrows()],
+            "other axes held at": ordered["held_fixed"].astype(str),
+            "ratio [95% CI]": [
+                ("-" if _missing(e["ratio"]) else _ratio(e["ratio"])) + _interval(e["ci_low"], e["ci_high"])
+                for _, e in ordered.iterrows()
+            ],
+            "effect": ordered["effect"].astype(str),
+        }
+    )
+
+
+def _failed_table(rows: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    failed = rows[rows["status"] != "ok"]
+    return pd.DataFrame(
+        {
+            "job": [
+                norm(r.get("job.num")) if not _missing(r.get("job.num")) else Path(r["job.dir"]).name
+                for _, r in failed.iterrows()
+            ],
+            "config": [config_label(r.reindex(axes).map(norm), axes) for _, r in failed.iterrows()],
+            "status": failed["status"].astype(str),
+            "reason": failed.get("error", pd.Series("", index=failed.index)).fillna("").astype(str),
+        }
+    )
+
+
+def build(sweep_dir: Path, summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFrame) -> list[Block]:
+    """The report's content, in order, independent of its rendering."""
+    from pinsweep.plots import make_plots, setup_title
+
+    axes = axes_of(summary)
+    images, skipped = make_plots(sweep_dir, summary, effects, rows)
+    blocks: list[Block] = [f"# pinsweep report: {sweep_dir.name}", setup_title(rows, axes)]
+    blocks += ["## Conclusion", conclusion(summary, effects)]
+    note = summary["note"].dropna().astype(str) if "note" in summary else pd.Series(dtype=str)
+    blocks += ["## Summary", Table(table_cells(summary, rows))]
+    if len(note) and note.iloc[0]:
+        blocks.append(f"Note: {note.iloc[0]}.")
+    blocks += ["## Plots"]
+    captions = {
+        "throughput": "Images/s per config with its interval; the red mark is the compute-only ceiling.",
+        "heatmap": "Median images/s over two swept axes, with the speedup over the baseline.",
+        "breakdown": "Share of steady-state step time spent waiting for data, copying, computing.",
+    }
+    for name, path in images.items():
+        blocks += [Image(path, captions[name])]
+    blocks += [f"{name}.png not drawn: {reason}." for name, reason in skipped.items()]
+    if not effects.empty:
+        blocks += [
+            "## Per-axis effects",
+            "Each axis's effect with every other axis held fixed: the ratio of median images/s at each level "
+            f"over the reference level, per combination of the other axes, then their median ('{OVERALL}').",
+            Table(_effects_table(effects, axes)),
+        ]
+    blocks += ["## Fixed settings", Table(_settings(rows, axes))]
+    blocks += ["## Environment", Table(_environment(rows))]
+    failed = _failed_table(rows, axes)
+    blocks += ["## Failed jobs", Table(failed) if len(failed) else "None: every job finished."]
+    blocks += ["## How to read this", READING_GUIDE]
+    return blocks
+
+
+def render_markdown(blocks: list[Block]) -> str:
+    def cell(text: Any) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    parts = []
+    for block in blocks:
+        if isinstance(block, Image):
+            parts.append(f"![{block.alt}]({block.path.name})\n\n*{block.alt}*")
+        elif isinstance(block, Table):
+            frame = block.frame
+            lines = ["| " + " | ".join(cell(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+            lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+            parts.append("\n".join(lines))
+        elif isinstance(block, list):
+            parts.append("\n".join(f"- {item}" for item in block))
+        else:
+            parts.append(block)
+    return "\n\n".join(parts) + "\n"
+
+
+NUMBER = r"-|-?[\d,]+(\.\d+)?[x%]?( \[[-\d.,]+, [-\d.,]+\])?"  # 1,016 [792, 1,624]; 1.52x; 55%; right-aligned
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; max-width: 1150px; margin: 2em auto;
+       padding: 0 1em; color: #1f2328; line-height: 1.45; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #d0d7de; padding-bottom: 0.2em; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.92em; }
+th, td { border: 1px solid #d0d7de; padding: 4px 10px; text-align: left; }
+th { background: #f6f8fa; } tr:nth-child(even) td { background: #fbfcfd; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; border: 1px solid #d0d7de; } figure { margin: 1em 0; }
+figcaption { color: #57606a; font-size: 0.9em; } .subtitle { color: #57606a; margin-top: 0; }
+ul.conclusion li { margin: 0.3em 0; }
+"""
+
+
+def render_html(blocks: list[Block]) -> str:
+    parts = []
+    for index, block in enumerate(blocks):
+        if isinstance(block, Image):
+            data = base64.b64encode(block.path.read_bytes()).decode("ascii")
+            parts.append(
+                f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(block.alt)}">'
+                f"<figcaption>{html.escape(block.alt)}</figcaption></figure>"
+            )
+        elif isinstance(block, Table):
+            head = "".join(f"<th>{html.escape(str(c))}</th>" for c in block.frame.columns)
+            numeric = [block.frame[c].astype(str).str.fullmatch(NUMBER).all() for c in block.frame.columns]
+            body = "".join(
+                "<tr>"
+                + "".join(
+                    f"<td{' class=num' if right else ''}>{html.escape(str(v))}</td>" for v, right in zip(row, numeric)
+                )
+                + "</tr>"
+                for row in block.frame.itertuples(index=False)
+            )
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        elif isinstance(block, list):
+            items = "".join(f"<li>{html.escape(str(item))}</li>" for item in block)
+            parts.append(f'<ul class="conclusion">{items}</ul>')
+        elif block.startswith("## "):
+            parts.append(f"<h2>{html.escape(block[3:])}</h2>")
+        elif block.startswith("# "):
+            parts.append(f"<h1>{html.escape(block[2:])}</h1>")
+        else:
+            css = ' class="subtitle"' if index == 1 else ""
+            parts.append(f"<p{css}>{html.escape(block)}</p>")
+    title = html.escape(blocks[0].lstrip("# ")) if blocks and isinstance(blocks[0], str) else "pinsweep report"
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{STYLE}</style></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n"
+    )
+
+
+def _stale(sweep_dir: Path) -> bool:
+    """summary.csv missing, or older than some job's row (a resumed sweep added rows)."""
+    summary = sweep_dir / "summary.csv"
+    if not summary.exists() or not (sweep_dir / "effects.csv").exists():
+        return True
+    written = summary.stat().st_mtime
+    return any(p.stat().st_mtime > written for p in sweep_dir.rglob(ROW_FILE))
+
+
+def write_report(sweep_dir: str | Path, baseline: str = "") -> list[Path]:
+    """Summarize if needed, draw the plots, write report.html and report.md; return their paths.
+    Raises SummaryError when the folder holds no job rows."""
+    from pinsweep.plots import read_effects, read_summary
+
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise SummaryError(f"{sweep_dir}: no such sweep folder (look under multirun/)")
+    rows = read_rows(sweep_dir)
+    if rows.empty:
+        raise SummaryError(f"{sweep_dir}: no job rows found (no <job>/row.csv): nothing to report")
+    if baseline or _stale(sweep_dir):
+        summarize_and_report(sweep_dir, baseline)
+    summary = read_summary(sweep_dir / "summary.csv")
+    effects = read_effects(sweep_dir / "effects.csv")
+    blocks = build(sweep_dir, summary, effects, rows)
+    written = [sweep_dir / "report.html", sweep_dir / "report.md"]
+    written[0].write_text(render_html(blocks), encoding="utf-8")
+    written[1].write_text(render_markdown(blocks), encoding="utf-8")
+    print("conclusion:")
+    for sentence in conclusion(summary, effects):
+        print(f"  {sentence}")
+    pngs = sorted(p.name for p in sweep_dir.glob("*.png"))
+    print(f"wrote {written[0]} (self-contained), {written[1].name} and {', '.join(pngs)}")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pinsweep.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("sweep_dir", help="a sweep folder, e.g. multirun/2026-11-24_10-00-00")
+    parser.add_argument("--baseline", default="", help="re-summarize against e.g. loader.num_workers=0")
+    args = parser.parse_args(argv)
+    try:
+        write_report(args.sweep_dir, args.baseline)
+    except SummaryError as error:
+        print(f"pinsweep.report: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

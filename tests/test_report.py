@@ -1,0 +1,282 @@
+"""The end of a sweep: plots, report and its conclusion.
+
+The conclusion is tested on small fixed summary/effects frames with exact sentences; the plots and
+report on a real 2x2 sweep run in a subprocess (slow).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from pinsweep import plots, report
+from pinsweep.record import read_rows
+
+NAN = math.nan
+EFFECT_COLUMNS = ["axis", "level", "reference", "held_fixed", "ratio", "ci_low", "ci_high", "effect"]
+
+
+def config(levels, ips, ci, speedup, speedup_ci, significant, efficiency, wait, verdict, n=3, n_failed=0) -> dict:
+    """One summary row as summarize() writes it; intervals are (low, high) or None; baseline: significant "base"."""
+    ci, speedup_ci = ci or (NAN, NAN), speedup_ci or (NAN, NAN)
+    return {
+        **levels,
+        "baseline": significant == "base",
+        "n": n,
+        "n_failed": n_failed,
+        "ips_median": ips,
+        "ips_ci_low": ci[0],
+        "ips_ci_high": ci[1],
+        "speedup": speedup,
+        "speedup_ci_low": speedup_ci[0],
+        "speedup_ci_high": speedup_ci[1],
+        "significant": None if significant == "base" else significant,
+        "efficiency": efficiency,
+        "data_wait_frac": wait,
+        "copy_frac": 0.0,
+        "compute_frac": 1.0 - wait,
+        "verdict": verdict,
+        "note": "",
+    }
+
+
+def effects_of(records: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(records, columns=EFFECT_COLUMNS)
+
+
+NW, PM, PIPE = "loader.num_workers", "loader.pin_memory", "data.pipeline"
+INACTIVE = "none: inactive without an accelerator"
+
+
+def test_conclusion_names_the_axis_that_matters_and_the_inactive_one():
+    summary = pd.DataFrame(
+        [
+            config({NW: "0", PM: "false"}, 1000, (950, 1050), 1.0, (0.9, 1.1), "base", 0.50, 0.45, "loader-bound"),
+            config({NW: "0", PM: "true"}, 1010, (960, 1060), 1.01, (0.97, 1.05), False, 0.5, 0.44, "loader-bound"),
+            config({NW: "2", PM: "false"}, 1800, (1700, 1900), 1.8, (1.6, 2.0), True, 0.95, 0.02, "compute-bound"),
+            config({NW: "2", PM: "true"}, 1790, (1690, 1890), 1.79, (1.6, 1.98), True, 0.94, 0.02, "compute-bound"),
+        ]
+    )
+    effects = effects_of(
+        [
+            (NW, "2", "0", "loader.pin_memory=false", 1.80, 1.60, 2.00, "faster"),
+            (NW, "2", "0", "loader.pin_memory=true", 1.77, 1.62, 1.95, "faster"),
+            (NW, "2", "0", "all (median)", 1.78, 1.60, 2.00, "faster"),
+            (PM, "true", "false", "loader.num_workers=0", 1.01, 0.97, 1.05, INACTIVE),
+            (PM, "true", "false", "loader.num_workers=2", 0.99, 0.96, 1.03, INACTIVE),
+            (PM, "true", "false", "all (median)", 1.00, 0.96, 1.05, INACTIVE),
+        ]
+    )
+    assert report.conclusion(summary, effects) == [
+        "num_workers is what matters here: 0 -> 2 is 1.78x [1.60, 2.00].",
+        "pin_memory changes nothing on this machine: it is inactive without an accelerator, so the measured "
+        "false -> true ratio, 1.00x [0.96, 1.05], is noise or drift.",
+        "Fastest: num_workers=2, pin_memory=false at 1800 [1700, 1900] images/s, 1.80x [1.60, 2.00] the baseline "
+        "(num_workers=0, pin_memory=false).",
+        "It reaches 95% of the compute-only ceiling and is compute-bound: the model's compute is the limit, so a "
+        "faster input pipeline would not help.",
+    ]
+
+
+def test_conclusion_reports_an_interaction_and_ranks_axes_by_effect_size():
+    summary = pd.DataFrame(
+        [
+            config({NW: "0", PIPE: "pil"}, 1000, (950, 1050), 1.0, (0.9, 1.1), "base", 0.30, 0.60, "loader-bound"),
+            config({NW: "0", PIPE: "tensor"}, 3000, (2900, 3100), 3.0, (2.8, 3.2), True, 0.80, 0.25, "loader-bound"),
+            config({NW: "2", PIPE: "pil"}, 1200, (1150, 1250), 1.2, (1.1, 1.3), True, 0.36, 0.50, "loader-bound"),
+            config({NW: "2", PIPE: "tensor"}, 2850, (2700, 3000), 2.85, (2.6, 3.1), True, 0.76, 0.05, "contended"),
+        ]
+    )
+    effects = effects_of(
+        [
+            (NW, "2", "0", "data.pipeline=pil", 1.20, 1.10, 1.30, "faster"),
+            (NW, "2", "0", "data.pipeline=tensor", 0.95, 0.90, 1.01, "none: not significant"),
+            (NW, "2", "0", "all (median)", 1.08, 0.90, 1.30, "none: not significant"),
+            (PIPE, "tensor", "pil", "loader.num_workers=0", 3.00, 2.80, 3.20, "faster"),
+            (PIPE, "tensor", "pil", "loader.num_workers=2", 2.38, 2.20, 2.60, "faster"),
+            (PIPE, "tensor", "pil", "all (median)", 2.69, 2.20, 3.20, "faster"),
+        ]
+    )
+    assert report.conclusion(summary, effects) == [
+        "pipeline is what matters here: pil -> tensor is 2.69x [2.20, 3.20].",
+        "num_workers has no consistent effect (0 -> 2 is 1.08x [0.90, 1.30] overall), but it depends on pipeline: "
+        "at data.pipeline=pil 0 -> 2 is 1.20x [1.10, 1.30] (faster).",
+        "Fastest: num_workers=0, pipeline=tensor at 3000 [2900, 3100] images/s, 3.00x [2.80, 3.20] the baseline "
+        "(num_workers=0, pipeline=pil).",
+        "It reaches 80% of the compute-only ceiling and is loader-bound: 25% of its step time goes to waiting for "
+        "the next batch, so the input pipeline is the limit (more loader.num_workers or data.pipeline=tensor could "
+        "help).",
+    ]
+
+
+def test_conclusion_with_one_run_per_config_a_failed_config_and_a_mismeasured_ceiling():
+    summary = pd.DataFrame(
+        [
+            config({NW: "0"}, 1000, None, 1.0, None, "base", 1.2, 0.05, "compute-bound", n=1),
+            config({NW: "2"}, 600, None, 0.6, None, None, 0.7, 0.02, "contended", n=1),
+            config({NW: "4"}, NAN, None, NAN, None, None, NAN, NAN, "", n=0, n_failed=1),
+        ]
+    )
+    effects = effects_of(
+        [
+            (NW, "2", "0", "(none)", 0.6, NAN, NAN, "unknown: needs train.repeat >= 2"),
+            (NW, "2", "0", "all (median)", 0.6, NAN, NAN, "unknown: needs train.repeat >= 2"),
+        ]
+    )
+    assert report.conclusion(summary, effects) == [
+        "num_workers: 0 -> 2 measured 0.60x, but without a confidence interval (a config with fewer than 2 "
+        "successful runs) that cannot be told from noise.",
+        "The fastest config is the baseline, num_workers=0, at 1000 images/s.",
+        "It reaches 120% of the compute-only ceiling and is compute-bound: the model's compute is the limit, so a "
+        "faster input pipeline would not help (above 100% means the ceiling was measured over too few steps to "
+        "trust: raise train.ceiling_steps).",
+        "With one run per config no difference can be told from noise: rerun with train.repeat=0,1,2 for "
+        "confidence intervals.",
+        "1 job failed (see Failed jobs); no successful run for num_workers=4.",
+    ]
+
+
+def test_conclusion_when_nothing_matters():
+    PW = "loader.persistent_workers"
+    bound = "compute-bound"
+    summary = pd.DataFrame(
+        [
+            config({PM: "false", PW: "false"}, 1000, (980, 1020), 1.0, (0.97, 1.03), "base", 0.97, 0.01, bound),
+            config({PM: "false", PW: "true"}, 1020, (990, 1050), 1.02, (0.98, 1.05), False, 0.97, 0.01, bound),
+            config({PM: "true", PW: "false"}, 990, (970, 1010), 0.99, (0.96, 1.02), False, 0.96, 0.01, bound),
+            config({PM: "true", PW: "true"}, 1005, (985, 1025), 1.0, (0.97, 1.04), False, 0.97, 0.01, bound),
+        ]
+    )
+    effects = effects_of(
+        [
+            (PM, "true", "false", "loader.persistent_workers=false", 0.99, 0.96, 1.02, "none: not significant"),
+            (PM, "true", "false", "loader.persistent_workers=true", 0.99, 0.96, 1.03, "none: not significant"),
+            (PM, "true", "false", "all (median)", 0.99, 0.96, 1.03, "none: not significant"),
+            (PW, "true", "false", "loader.pin_memory=false", 1.02, 0.98, 1.05, "none: not significant"),
+            (PW, "true", "false", "loader.pin_memory=true", 1.02, 0.70, 1.40, "none: not significant"),
+            (PW, "true", "false", "all (median)", 1.02, 0.70, 1.40, "none: not significant"),
+        ]
+    )
+    assert report.conclusion(summary, effects) == [
+        "No swept setting changes throughput measurably here.",
+        "persistent_workers changes nothing measurable at any pin_memory (false -> true is 1.02x [0.70, 1.40]); "
+        "the interval is wide: more repeats (train.repeat) would narrow it.",
+        "pin_memory changes nothing measurable at any persistent_workers (false -> true is 0.99x [0.96, 1.03]).",
+        "Fastest: pin_memory=false, persistent_workers=true at 1020 [990, 1050] images/s, 1.02x [0.98, 1.05] the "
+        "baseline (pin_memory=false, persistent_workers=false), not significantly different.",
+        "It reaches 97% of the compute-only ceiling and is compute-bound: the model's compute is the limit, so a "
+        "faster input pipeline would not help.",
+    ]
+
+
+def test_table_cells_sort_fastest_first_and_name_failure_kinds():
+    summary = pd.DataFrame(
+        [
+            config({NW: "0"}, 1000, (900, 1100), 1.0, (0.9, 1.1), "base", 0.5, 0.4, "loader-bound", n=2),
+            config({NW: "2"}, 1500, None, 1.5, None, None, 0.8, 0.1, "loader-bound", n=1, n_failed=1),
+        ]
+    )
+    rows = pd.DataFrame({NW: [0, 0, 2, 2], "status": ["ok", "ok", "ok", "oom"]})
+    cells = report.table_cells(summary, rows)
+    assert cells.to_dict("records") == [
+        {"num_workers": "2", "images/s [95% CI]": "1500", "speedup [95% CI]": "1.50x", "significant": "-",
+         "efficiency": "80%", "verdict": "loader-bound", "status": "1 ok, 1 oom"},
+        {"num_workers": "0", "images/s [95% CI]": "1000 [900, 1100]", "speedup [95% CI]": "1.00x [0.90, 1.10]",
+         "significant": "baseline", "efficiency": "50%", "verdict": "loader-bound", "status": "2 ok"},
+    ]  # fmt: skip
+
+
+def test_report_on_a_folder_without_rows_exits_with_one_line(tmp_path, capsys):
+    assert report.main([str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0
+    assert "no job rows" in error and str(tmp_path) in error
+
+
+# --------------------------------------------------------------------------------- a real small sweep
+
+GRID = {"0": ("true", "false"), "2": ("true", "false")}  # num_workers -> pin_memory levels
+
+
+@pytest.fixture(scope="module")
+def sweep_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A real 2x2 CPU sweep of the tiny model on synthetic data, run like a user does."""
+    folder = tmp_path_factory.mktemp("sweep")
+    command = [
+        sys.executable, "-m", "pinsweep", "-m", "data=synthetic", "model=tiny", "train.epochs=1",
+        "data.train_size=1024", "data.test_size=256", "train.ceiling_steps=2", "loader.num_workers=0,2",
+        "loader.pin_memory=true,false", f"hydra.sweep.dir={folder}",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder, result
+
+
+@pytest.fixture
+def sweep(sweep_run) -> Path:
+    return sweep_run[0]
+
+
+@pytest.mark.slow
+def test_sweep_end_prints_the_table_and_the_conclusion(sweep_run):
+    out = sweep_run[1].stdout
+    assert "pinsweep summary, fastest first" in out and "images/s [95% CI]" in out and "efficiency" in out
+    assert "conclusion:" in out and "report.html" in out
+
+
+@pytest.mark.slow
+def test_sweep_end_writes_pngs_of_the_expected_size(sweep):
+    for name in ("throughput", "breakdown"):
+        with Image.open(sweep / f"{name}.png") as image:
+            assert image.format == "PNG"
+            assert image.size == plots.figure_px(4)  # 4 configs
+            assert len(image.convert("L").getcolors()) > 20  # drawn, not blank
+    with Image.open(sweep / "heatmap.png") as image:
+        assert image.size == (round(plots.HEATMAP_SIZE_IN[0] * plots.DPI), round(plots.HEATMAP_SIZE_IN[1] * plots.DPI))
+
+
+@pytest.mark.slow
+def test_report_names_every_config_embeds_the_plots_and_states_the_conclusion(sweep):
+    markdown = (sweep / "report.md").read_text()
+    page = (sweep / "report.html").read_text()
+    for workers, pins in GRID.items():
+        for pin in pins:  # the summary table's row for each config: its axis cells come first
+            assert re.search(rf"^\| {workers} \| {pin} \| \d+", markdown, re.MULTILINE), (workers, pin)
+            assert re.search(rf"<tr><td class=num>{workers}</td><td>{pin}</td>", page), (workers, pin)
+    assert page.count('src="data:image/png;base64,') == 3  # self-contained: no file beside it needed
+    for name in ("throughput", "heatmap", "breakdown"):
+        assert f"]({name}.png)" in markdown
+    sentences = report.conclusion(plots.read_summary(sweep / "summary.csv"), plots.read_effects(sweep / "effects.csv"))
+    assert any(s.startswith("pin_memory changes nothing on this machine") for s in sentences)
+    for sentence in sentences:
+        assert f"- {sentence}" in markdown
+        assert html.escape(sentence) in page
+    for heading in ("Summary", "Per-axis effects", "Environment", "Failed jobs"):
+        assert f"## {heading}" in markdown
+    cpu = read_rows(sweep)["env.cpu_model"].iloc[0]
+    assert f"model tiny, data synthetic (pil pipeline), batch 256 | CPU: {cpu}" in markdown  # what was measured
+
+
+@pytest.mark.slow
+def test_report_failure_at_sweep_end_keeps_the_summary(sweep, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from pinsweep.callbacks import SummarizeOnMultirunEnd
+
+    (sweep / "summary.csv").unlink()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("plotting broke")
+
+    monkeypatch.setattr(report, "write_report", broken)
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})
+    SummarizeOnMultirunEnd().on_multirun_end(config)  # no exception, no SystemExit: every job was ok
+    assert len(pd.read_csv(sweep / "summary.csv")) == 4
