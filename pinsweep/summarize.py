@@ -140,6 +140,8 @@ def _group_stats(group: pd.DataFrame, all_rows: pd.DataFrame) -> dict[str, Any]:
     return {
         "n": len(ok),
         "n_failed": len(failures),
+        # jobs that overlapped with another job on the same device: their timings are suspect
+        "n_shared_device": int(ok["shared_device"].map(norm).eq("true").sum()) if "shared_device" in ok else 0,
         "ips_median": float(np.median(ips)) if len(ips) else math.nan,
         "ips_iqr": stats.iqr(ips) if len(ips) else math.nan,
         "ips_ci_low": low,
@@ -202,7 +204,7 @@ def summarize(rows: pd.DataFrame, baseline: str = "") -> tuple[pd.DataFrame, pd.
     summary["speedup_ci_low"] = [r[1] for r in ratios]
     summary["speedup_ci_high"] = [r[2] for r in ratios]
     summary["significant"] = [None if flag else stats.significant(r[1], r[2]) for r, flag in zip(ratios, is_base)]
-    summary["note"] = _accelerator_note(rows, axes) + _shared_note(rows)
+    summary["note"] = "; ".join(filter(None, [_accelerator_note(rows, axes), _shared_note(rows)]))
     effects = axis_effects(keyed, axes, base)
     return summary.drop(columns="_ips"), effects
 
@@ -227,7 +229,7 @@ def _shared_note(rows: pd.DataFrame) -> str:
     if "shared_device" not in rows:
         return ""
     shared = int(rows["shared_device"].map(norm).eq("true").sum())
-    return f" {shared} job(s) shared their device with another job: rerun them alone" if shared else ""
+    return f"{shared} job(s) shared their device with another job: rerun them alone" if shared else ""
 
 
 def axis_effects(keyed: pd.DataFrame, axes: list[str], base: dict[str, str]) -> pd.DataFrame:
@@ -297,8 +299,6 @@ def _effect_word(row: pd.Series, inactive: bool) -> str:
 
 
 # -------------------------------------------------------------------------------------------- output
-
-SHOWN = ["n", "ips_median", "ips_ci_low", "ips_ci_high", "speedup", "significant", "efficiency", "verdict"]
 
 
 def print_tables(summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFrame) -> None:
