@@ -123,10 +123,8 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads process children from Linux's /proc")
 def test_a_killed_sweep_keeps_its_finished_rows_and_a_rerun_completes_only_the_rest(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    # 4 jobs, each slowed to a few seconds so that job 2 of 4 is surely still running when killed
-    command = _pinsweep(
-        "-m", *SMALL_JOB, "data.sample_delay_ms=4", "train.repeat=0,1,2,3", f"hydra.sweep.dir={sweep_dir}"
-    )
+    # 4 jobs; killed as soon as job 2's own process exists, which is seconds before it could finish
+    command = _pinsweep("-m", *SMALL_JOB, "train.repeat=0,1,2,3", f"hydra.sweep.dir={sweep_dir}")
     with open(tmp_path / "killed.log", "w") as log:
         sweep = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
