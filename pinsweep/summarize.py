@@ -195,6 +195,12 @@ def summarize(rows: pd.DataFrame, baseline: str = "") -> tuple[pd.DataFrame, pd.
     if axes:
         summary = summary.sort_values(axes, key=lambda col: col.map(_level_key)).reset_index(drop=True)
         is_base = np.logical_and.reduce([summary[axis] == base[axis] for axis in axes])
+        if not is_base.any() and baseline:
+            chosen = ",".join(f"{axis}={level}" for axis, level in base.items())
+            raise SummaryError(f"--baseline {baseline}: no job ran {chosen}; pick a config listed in summary.csv")
+        if not is_base.any():  # the default combination never ran (a search, a partial grid): the first config
+            is_base = (summary.index == summary["n"].gt(0).idxmax()).to_numpy()
+            base = {axis: summary.loc[is_base, axis].iloc[0] for axis in axes}
     else:
         is_base = np.ones(len(summary), dtype=bool)
     summary.insert(len(axes), "baseline", is_base)

@@ -418,3 +418,18 @@ def test_cli_exits_2_on_a_baseline_that_matches_no_axis(tmp_path, full_config, c
     _write_sweep(tmp_path, full_config)
     assert summarize_module.main([str(tmp_path), "--baseline", "loader.batch_size=64"]) == 2
     assert "loader.batch_size" in capsys.readouterr().err
+
+
+def test_without_the_default_combination_the_first_config_that_ran_is_the_baseline():
+    # a search (Optuna) or a partial grid may never run pin_memory=false with num_workers=0
+    rows = pd.DataFrame(
+        [
+            _row(workers=0, pin=True, ips=100.0, job_num=0),
+            _row(workers=2, pin=False, ips=150.0, job_num=1),
+        ]
+    )
+    summary, _ = summarize(rows)
+    assert summary["baseline"].tolist() == [True, False]
+    assert summary["speedup"].tolist() == [1.0, 1.5]
+    with pytest.raises(SummaryError, match="no job ran"):
+        summarize(rows, baseline="loader.num_workers=0,loader.pin_memory=false")
