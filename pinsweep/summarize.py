@@ -199,7 +199,7 @@ def summarize(rows: pd.DataFrame, baseline: str = "") -> tuple[pd.DataFrame, pd.
             chosen = ",".join(f"{axis}={level}" for axis, level in base.items())
             raise SummaryError(f"--baseline {baseline}: no job ran {chosen}; pick a config listed in summary.csv")
         if not is_base.any():  # the default combination never ran (a search, a partial grid): the first config
-            is_base = (summary.index == summary["n"].gt(0).idxmax()).to_numpy()
+            is_base = np.asarray(summary.index == summary["n"].gt(0).idxmax())
             base = {axis: summary.loc[is_base, axis].iloc[0] for axis in axes}
     else:
         is_base = np.ones(len(summary), dtype=bool)
