@@ -429,7 +429,9 @@ def test_without_the_default_combination_the_first_config_that_ran_is_the_baseli
         ]
     )
     summary, _ = summarize(rows)
+    # configs sort by axis values in column order (pin_memory, then num_workers): false/2 comes first
+    assert summary[["loader.pin_memory", "loader.num_workers"]].values.tolist() == [["false", "2"], ["true", "0"]]
     assert summary["baseline"].tolist() == [True, False]
-    assert summary["speedup"].tolist() == [1.0, 1.5]
+    assert summary["speedup"].tolist() == [1.0, 100.0 / 150.0]
     with pytest.raises(SummaryError, match="no job ran"):
         summarize(rows, baseline="loader.num_workers=0,loader.pin_memory=false")
