@@ -93,6 +93,7 @@ def environment() -> dict[str, Any]:
         "env.python": platform.python_version(),
         "env.git_commit": _git_commit(),
         "env.utc_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "env.slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),  # set when the job ran as a SLURM job
     }
 
 

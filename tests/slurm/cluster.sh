@@ -41,7 +41,11 @@ pid_is() {
     local pid=$1 name=$2 comm
     [[ -n $pid && -r /proc/$pid/comm ]] || return 1
     comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
-    [[ $comm == "$name" ]]
+    [[ $comm == "$name" ]] || return 1
+    # a zombie / exiting process does not count as alive
+    local st
+    st=$(awk '/^State:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
+    [[ $st != Z && $st != X ]]
 }
 
 recorded_pid() {  # recorded_pid <name>
@@ -71,18 +75,37 @@ ours_alive() {  # ours_alive <name>: recorded pid still alive with right comm
 pids_named() {
     local d
     for d in /proc/[0-9]*; do
-        [[ $(cat "$d/comm" 2>/dev/null) == "$1" ]] && echo "${d#/proc/}"
+        pid_is "${d#/proc/}" "$1" && echo "${d#/proc/}"
     done
 }
 
-stop_pid() {  # stop_pid <name> <pid>: TERM, wait up to 15 s, then KILL
-    local name=$1 pid=$2 i
+# forget_dead <name>: our recorded daemon is gone (or dying): wait for it to
+# vanish from /proc (a SIGKILLed process lingers briefly), then forget it.
+forget_dead() {
+    local pid i
+    pid=$(recorded_pid "$1")
+    if [[ -n $pid ]]; then
+        for i in $(seq 1 50); do
+            [[ -e /proc/$pid ]] || break
+            sleep 0.1
+        done
+    fi
+    forget_pid "$1"
+}
+
+stop_pid() {  # stop_pid <name> <pid> [grace_s=15]: TERM, wait, then KILL
+    local name=$1 pid=$2 grace=${3:-15} i
     pid_is "$pid" "$name" || return 0
     kill -TERM "$pid" 2>/dev/null
-    for i in $(seq 1 150); do
-        pid_is "$pid" "$name" || return 0
+    for (( i = 0; i < grace * 10; i++ )); do
+        pid_is "$pid" "$name" || break
         sleep 0.1
     done
+    if ! pid_is "$pid" "$name"; then
+        # let it vanish from /proc (bounded) so a following start sees no trace
+        for i in $(seq 1 30); do [[ -e /proc/$pid ]] || break; sleep 0.1; done
+        return 0
+    fi
     log "$name ($pid) ignored SIGTERM; sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null
     sleep 0.2
@@ -103,7 +126,8 @@ wait_pidfile() {  # wait_pidfile <file> <comm> <seconds>: echo pid once alive
 node_name() { hostname -s; }
 
 node_state() {  # prints e.g. "idle", "down*", "" if sinfo fails
-    sinfo -h -N -n "$(node_name)" -o '%T' 2>/dev/null | head -n1
+    # sinfo retries for a long time when slurmctld is unreachable: bound it
+    timeout 5 sinfo -h -N -n "$(node_name)" -o '%T' 2>/dev/null | head -n1
 }
 
 # ---------------------------------------------------------------- install
@@ -138,7 +162,7 @@ start_munge() {
         ours_alive munged || log "using already-running munged (not ours; will not stop it)"
         return 0
     fi
-    forget_pid munged
+    forget_dead munged
     id munge >/dev/null 2>&1 || die "no 'munge' user (munge package broken?)"
     install -d -o munge -g munge -m 0700 /etc/munge
     install -d -o munge -g munge -m 0755 /run/munge
@@ -218,7 +242,8 @@ MailProg=/bin/true
 KillWait=5
 MinJobAge=300
 SlurmdTimeout=60
-InactiveLimit=0
+InactiveLimit=60
+EnforcePartLimits=ALL
 StateSaveLocation=$STATE_DIR/ctld
 SlurmdSpoolDir=$STATE_DIR/d
 SlurmctldPidFile=$STATE_DIR/slurmctld.pid
@@ -237,13 +262,14 @@ EOF
 # ---------------------------------------------------------------- slurm
 start_slurmctld() {
     if ours_alive slurmctld; then return 0; fi
-    forget_pid slurmctld
+    forget_dead slurmctld
     local foreign
     foreign=$(pids_named slurmctld | head -n1)
     [[ -z $foreign ]] || skip "a slurmctld not started by this script is running (pid $foreign)"
     rm -f "$STATE_DIR/slurmctld.pid"
-    # -i: ignore unreadable state left behind by an earlier run
-    /usr/sbin/slurmctld -i >"$STATE_DIR/slurmctld.start.log" 2>&1 \
+    # -c: start from a clean slate (no jobs/node states recovered from an
+    # earlier, possibly crashed, run).
+    /usr/sbin/slurmctld -c >"$STATE_DIR/slurmctld.start.log" 2>&1 \
         || die "slurmctld failed: $(tail -n5 "$STATE_DIR/slurmctld.start.log" "$STATE_DIR/log/slurmctld.log" 2>/dev/null)"
     local pid
     pid=$(wait_pidfile "$STATE_DIR/slurmctld.pid" slurmctld 15) \
@@ -253,7 +279,7 @@ start_slurmctld() {
 
 start_slurmd() {
     if ours_alive slurmd; then return 0; fi
-    forget_pid slurmd
+    forget_dead slurmd
     local foreign
     foreign=$(pids_named slurmd | head -n1)
     [[ -z $foreign ]] || skip "a slurmd not started by this script is running (pid $foreign)"
@@ -267,16 +293,20 @@ start_slurmd() {
 }
 
 wait_idle() {
-    local node st i n=$(( WAIT_S * 2 ))
+    local node st="" i=0 deadline=$(( SECONDS + WAIT_S ))
     node=$(node_name)
-    for (( i = 0; i < n; i++ )); do
+    while (( SECONDS < deadline )); do
+        ours_alive slurmctld || die "slurmctld exited; see $STATE_DIR/log/slurmctld.log"
+        ours_alive slurmd || die "slurmd exited; see $STATE_DIR/log/slurmd.log"
         st=$(node_state)
         case $st in
-            idle|mixed|allocated|completing) echo "slurm up: node $node $st (partition $PARTITION)"; return 0 ;;
-            down*|drain*|inval*)
+            idle|mixed|allocated|completing)
+                echo "slurm up: node $node $st (partition $PARTITION)"; return 0 ;;
+            down*|drain*|inval*|fail*)
                 # a node remembered as DOWN from an earlier run: resume it
-                (( i % 10 == 5 )) && scontrol update NodeName="$node" State=RESUME >/dev/null 2>&1 ;;
+                (( i % 6 == 2 )) && timeout 5 scontrol update NodeName="$node" State=RESUME >/dev/null 2>&1 ;;
         esac
+        i=$(( i + 1 ))
         sleep 0.5
     done
     die "node $node not idle after ${WAIT_S}s (state '${st:-?}'); logs: $STATE_DIR/log/"
@@ -289,22 +319,20 @@ cmd_up() {
         || skip "apt-get not available"
     mkdir -p "$STATE_DIR"
     ensure_packages
-    # Fast path: everything ours is already up and healthy.
-    if ours_alive slurmctld && ours_alive slurmd && munge_works \
-        && [[ $(node_state) == idle || $(node_state) == mixed || $(node_state) == allocated ]]; then
-        echo "slurm up: node $(node_name) $(node_state) (partition $PARTITION, already running)"
-        return 0
-    fi
     start_munge
     local before
     before=$(cat "$CONF" 2>/dev/null)
     write_conf
-    # config changed under a running daemon of ours -> restart it
+    # config changed under running daemons of ours -> restart them
     if [[ -n $before && $before != "$(cat "$CONF")" ]]; then
-        stop_pid slurmd "$(recorded_pid slurmd)"; forget_pid slurmd
-        stop_pid slurmctld "$(recorded_pid slurmctld)"; forget_pid slurmctld
+        if ours_alive slurmd || ours_alive slurmctld; then
+            log "slurm.conf changed; restarting slurmctld/slurmd"
+            cancel_jobs
+            stop_pid slurmd "$(recorded_pid slurmd)"; forget_pid slurmd
+            stop_pid slurmctld "$(recorded_pid slurmctld)"; forget_pid slurmctld
+        fi
     fi
-    start_slurmctld
+    start_slurmctld   # each start_* is a no-op if our daemon is alive
     start_slurmd
     wait_idle
 }
@@ -312,11 +340,65 @@ cmd_up() {
 cancel_jobs() {
     # only talk to slurmctld if it is ours; cancel every job (cluster is ours)
     ours_alive slurmctld || return 0
-    scancel --full --quiet --partition="$PARTITION" >/dev/null 2>&1 || true
+    timeout 10 scancel --full --quiet --partition="$PARTITION" >/dev/null 2>&1 || true
     local i
     for i in $(seq 1 30); do
-        [[ -z $(squeue -h -o %i 2>/dev/null) ]] && break
+        [[ -z $(timeout 5 squeue -h -o %i 2>/dev/null) ]] && break
         sleep 0.5
+    done
+}
+
+# stepd_pids: slurmstepd processes of OUR slurmd, i.e. those holding a unix
+# socket that lives in our SlurmdSpoolDir (<node>_<jobid>.<stepid>).
+stepd_pids() {
+    local inodes fd d
+    inodes=$(awk -v dir="$STATE_DIR/d/" 'index($NF, dir) == 1 { print $7 }' /proc/net/unix 2>/dev/null)
+    [[ -n $inodes ]] || return 0
+    for d in /proc/[0-9]*; do
+        pid_is "${d#/proc/}" slurmstepd || continue
+        for fd in "$d"/fd/*; do
+            local l; l=$(readlink "$fd" 2>/dev/null) || continue
+            [[ $l == socket:\[*\] ]] || continue
+            l=${l#socket:[}; l=${l%]}
+            if grep -qx "$l" <<<"$inodes"; then echo "${d#/proc/}"; break; fi
+        done
+    done
+}
+
+descendants() {  # descendants <pid>: all transitive children of <pid>
+    local d line rest pid ppid
+    local -a pairs=() fields
+    for d in /proc/[0-9]*; do
+        line=$(cat "$d/stat" 2>/dev/null) || continue
+        rest=${line##*) }            # drop "pid (comm) ": comm may hold spaces
+        read -r -a fields <<<"$rest"
+        pairs+=("${d#/proc/}:${fields[1]}")
+    done
+    local -a todo=("$1")
+    while (( ${#todo[@]} )); do
+        local parent=${todo[0]}; todo=("${todo[@]:1}")
+        for line in "${pairs[@]}"; do
+            pid=${line%%:*}; ppid=${line#*:}
+            if [[ $ppid == "$parent" ]]; then echo "$pid"; todo+=("$pid"); fi
+        done
+    done
+}
+
+stop_stepds() {  # job steps that outlived scancel (e.g. slurmctld was dead)
+    local pid kids k i
+    for pid in $(stepd_pids); do
+        log "stopping leftover slurmstepd ($pid) and its job processes"
+        # slurmstepd ignores SIGTERM and, with proctrack/linuxproc, killing it
+        # orphans the job: kill the job's process tree first.
+        kids=$(descendants "$pid")
+        [[ -n $kids ]] && kill -TERM $kids 2>/dev/null
+        for i in $(seq 1 20); do
+            kids=$(for k in $kids; do [[ -e /proc/$k ]] && echo "$k"; done)
+            [[ -z $kids ]] && break
+            sleep 0.1
+        done
+        [[ -n $kids ]] && kill -KILL $kids 2>/dev/null
+        stop_pid slurmstepd "$pid" 1
     done
 }
 
@@ -327,6 +409,7 @@ cmd_down() {
         return 0
     fi
     cancel_jobs
+    stop_stepds
     local name pid
     for name in slurmd slurmctld munged; do
         pid=$(recorded_pid "$name")
@@ -337,11 +420,6 @@ cmd_down() {
             echo "stopped $name ($pid)"
         fi
         forget_pid "$name"
-    done
-    # job step daemons left by our slurmd (their sockets live in our spool dir)
-    local sock
-    for sock in "$STATE_DIR"/d/*_*.*; do
-        [[ -S $sock ]] && rm -f "$sock"
     done
     rm -f "$PIDS_FILE"
     echo "slurm down"

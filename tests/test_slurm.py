@@ -1,0 +1,222 @@
+"""Scale-out through hydra-submitit-launcher: the launcher presets in conf/hydra/launcher/.
+
+The SLURM tests run a real one-node cluster on this machine (tests/slurm/cluster.sh: munged,
+slurmctld and slurmd, installed with apt if needed; skipped where that cannot run, e.g. not root).
+Without SLURM accounting submitit never learns that a job died without a result and would wait
+forever, so every sweep here runs under a subprocess timeout.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.util import find_spec
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from pinsweep.config import register_configs
+from pinsweep.launchers import gpu_slots, largest_num_workers
+from pinsweep.record import read_row
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CLUSTER = REPO_ROOT / "tests" / "slurm" / "cluster.sh"
+SWEEP_TIMEOUT_S = 480  # 4 jobs take about a minute on an idle 2-core machine
+# about 512 images, one epoch: each job trains for a few seconds
+TINY_JOB = (
+    "data=synthetic",
+    "model=tiny",
+    "data.train_size=512",
+    "data.test_size=128",
+    "loader.batch_size=64",
+    "train.epochs=1",
+    "train.ceiling_steps=2",
+)
+# what the one-node cluster can honour: it has no GPUs (no GRES) and 2 CPUs
+ON_THIS_CLUSTER = ("hydra/launcher=slurm", "hydra.launcher.partition=debug", "hydra.launcher.gpus_per_node=0")
+
+
+def _pinsweep(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "pinsweep", *args], cwd=cwd, capture_output=True, text=True, timeout=SWEEP_TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired as expired:  # a job that died without a result: see the module docstring
+        stderr = expired.stderr.decode(errors="replace") if isinstance(expired.stderr, bytes) else expired.stderr
+        queue = subprocess.run(["timeout", "10", "squeue"], capture_output=True, text=True).stdout
+        pytest.fail(
+            f"sweep still running after {SWEEP_TIMEOUT_S}s; squeue:\n{queue}\nstderr:\n{(stderr or '')[-3000:]}"
+        )
+
+
+def _job_rows(sweep_dir: Path) -> list[dict]:
+    job_dirs = sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    return [read_row(job_dir) for job_dir in job_dirs]
+
+
+def _submission_scripts(sweep_dir: Path) -> str:
+    return "\n".join(path.read_text() for path in (sweep_dir / ".submitit").glob(".submission_file_*.sh"))
+
+
+# ------------------------------------------------------------------ in process, no cluster
+
+
+def _sweep_config(task: list[str], params: dict | None = None, num_workers: int = 0):
+    return OmegaConf.create(
+        {
+            "hydra": {"overrides": {"task": task}, "sweeper": {"params": params or {}}},
+            "loader": {"num_workers": num_workers},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("task", "params", "configured", "largest"),
+    [
+        (["loader.pin_memory=true,false"], None, 0, 0),
+        (["loader.num_workers=0,1", "loader.pin_memory=true,false"], None, 0, 1),
+        (["loader.num_workers=range(0,12,4)"], None, 0, 8),  # 0, 4, 8
+        (["loader.num_workers=3"], None, 0, 3),
+        (["model=tiny"], {"loader.num_workers": "0,2"}, 0, 2),  # an experiment file's grid
+        ([], {"loader.num_workers": "choice(0, 1, 2, 4, 8)"}, 0, 8),  # Optuna's search space
+        ([], {"loader.num_workers": "int(interval(1, 6))"}, 0, 6),
+        (["loader.pin_memory=true,false"], None, 6, 6),  # set in an experiment file, not swept
+        (["++loader.num_workers=2,16"], {"loader.num_workers": "0,4"}, 0, 16),
+    ],
+)
+def test_the_largest_num_workers_comes_from_every_place_a_sweep_sets_it(task, params, configured, largest):
+    assert largest_num_workers(_sweep_config(task, params, configured)) == largest
+
+
+def test_gpu_slots_never_share_a_gpu():
+    assert gpu_slots([0, 1, 2, 3], 1) == [(0,), (1,), (2,), (3,)]
+    assert gpu_slots([4, 5, 6], 2) == [(4, 5)]  # GPU 6 alone cannot hold a 2-GPU job
+    assert gpu_slots([], 1) == [()]  # no GPU: one job at a time
+    assert gpu_slots([0, 1], 0) == [()]
+
+
+# ------------------------------------------------------------------ end to end
+
+needs_submitit = pytest.mark.skipif(
+    find_spec("hydra_plugins.hydra_submitit_launcher") is None,
+    reason="needs hydra-submitit-launcher: pip install -e '.[slurm]'",
+)
+
+
+@needs_submitit
+def test_the_presets_compose_with_one_gpu_per_job_and_a_cpu_per_worker_plus_one():
+    register_configs()
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO_ROOT / "conf")):
+        # experiment=quick's hydra.sweeper.params sweeps num_workers 0,2; the command line adds 5
+        slurm_overrides = ["hydra/launcher=slurm", "experiment=quick", "loader.num_workers=5"]
+        slurm = compose("config", slurm_overrides, return_hydra_config=True).hydra
+        local = compose("config", ["hydra/launcher=local"], return_hydra_config=True).hydra
+    assert slurm.launcher._target_.endswith("SlurmLauncher")  # the plugin's own launcher, our defaults
+    assert (slurm.launcher.cpus_per_task, slurm.launcher.gpus_per_node, slurm.launcher.tasks_per_node) == (6, 1, 1)
+    assert local.launcher._target_ == "hydra_plugins.pinsweep_launcher.LocalGpuLauncher"
+    assert local.launcher.gpus_per_node == 1
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """A running one-node SLURM cluster; stopped afterwards unless it was already up before."""
+    was_up = subprocess.run(["bash", str(CLUSTER), "status"], capture_output=True, timeout=60).returncode == 0
+    up = subprocess.run(["bash", str(CLUSTER), "up"], capture_output=True, text=True, timeout=900)
+    if up.returncode == 3:
+        pytest.skip(up.stdout.strip() or "tests/slurm/cluster.sh cannot run here")
+    if up.returncode != 0:
+        pytest.fail(f"tests/slurm/cluster.sh up failed:\n{up.stdout}\n{up.stderr}")
+    try:
+        yield
+    finally:
+        if not was_up:
+            down = subprocess.run(["bash", str(CLUSTER), "down"], capture_output=True, text=True, timeout=300)
+            assert down.returncode == 0, down.stdout + down.stderr
+
+
+@pytest.mark.slow
+@needs_submitit
+def test_a_sweep_runs_as_slurm_jobs_into_one_sweep_folder(slurm_cluster, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    result = _pinsweep(
+        "-m",
+        *ON_THIS_CLUSTER,
+        "hydra.launcher.array_parallelism=1",  # one job at a time: the node's cores are not isolated
+        "hydra.launcher.timeout_min=10",
+        *TINY_JOB,
+        "loader.num_workers=0,1",
+        "loader.pin_memory=true,false",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    rows = _job_rows(sweep_dir)
+    assert [row["status"] for row in rows] == ["ok"] * 4, rows
+    assert {(row["loader.num_workers"], row["loader.pin_memory"]) for row in rows} == {
+        (0, True),
+        (0, False),
+        (1, True),
+        (1, False),
+    }
+    # each job ran as its own SLURM job, and submitit kept its log per array task
+    slurm_ids = {str(row["env.slurm_job_id"]) for row in rows}
+    assert len(slurm_ids) == 4 and all(job_id.isdigit() for job_id in slurm_ids), slurm_ids
+    task_logs = list((sweep_dir / ".submitit").glob("*_*/*_0_log.out"))
+    assert len(task_logs) == 4
+
+    # one job array, at most one task at a time, CPUs = 1 + the largest num_workers swept, no GPU here
+    script = _submission_scripts(sweep_dir)
+    assert "#SBATCH --array=0-3%1" in script
+    assert "#SBATCH --cpus-per-task=2" in script
+    assert "#SBATCH --gpus-per-node=0" in script
+    assert "#SBATCH --partition=debug" in script
+
+    # the summary, written by the submitting process once all jobs had returned
+    summary = pd.read_csv(sweep_dir / "summary.csv")
+    assert len(summary) == 4 and summary["n"].tolist() == [1, 1, 1, 1]
+    assert "pinsweep summary" in result.stdout
+
+
+@pytest.mark.slow
+@needs_submitit
+def test_cpus_per_task_follows_an_experiment_files_grid(slurm_cluster, tmp_path):
+    """experiment=quick sweeps num_workers 0,2 in hydra.sweeper.params: 3 CPUs per job, 1 GPU (which
+    this cluster lacks, so sbatch refuses the array right after the launcher wrote its script)."""
+    sweep_dir = tmp_path / "sweep"
+    result = _pinsweep("-m", "hydra/launcher=slurm", "experiment=quick", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "gres" in result.stderr
+    script = _submission_scripts(sweep_dir)
+    assert "#SBATCH --cpus-per-task=3" in script
+    assert "#SBATCH --gpus-per-node=1" in script
+    assert not list(sweep_dir.glob("*/row.csv"))
+
+
+@pytest.mark.slow
+@needs_submitit
+def test_the_local_launcher_runs_one_job_at_a_time_without_a_gpu(tmp_path):
+    """hydra/launcher=local on a machine without GPUs: one slot, so each job starts only after the
+    previous one ended (plain submitit_local would start both at once)."""
+    sweep_dir = tmp_path / "sweep"
+    result = _pinsweep(
+        "-m",
+        "hydra/launcher=local",
+        *TINY_JOB,
+        "loader.pin_memory=true,false",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [row["status"] for row in _job_rows(sweep_dir)] == ["ok", "ok"]
+    assert (sweep_dir / "summary.csv").exists()
+    jobs = sorted(  # (submitted, finished) per submitit job, in submission order
+        (next(job.glob("*_submitted.pkl")).stat().st_mtime, next(job.glob("*_result.pkl")).stat().st_mtime)
+        for job in (sweep_dir / ".submitit").iterdir()
+        if job.name.isdigit()
+    )
+    assert len(jobs) == 2
+    assert jobs[1][0] >= jobs[0][1], "the second job started before the first had finished"
