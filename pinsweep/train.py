@@ -78,13 +78,23 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.backends.cudnn.benchmark = not deterministic
 
 
+def physical_device_id(device: torch.device) -> str:
+    """A name for the device that is the same in every process on this host: a GPU's UUID, because
+    under CUDA_VISIBLE_DEVICES (one GPU per job) every job calls its own GPU cuda:0."""
+    if device.type == "cuda":
+        uuid = getattr(torch.cuda.get_device_properties(device), "uuid", None)
+        if uuid is not None:
+            return f"cuda-{uuid}"
+    return f"{device.type}{device.index or 0}"
+
+
 @contextmanager
 def exclusive_device(device: torch.device):
     """Yields whether another pinsweep job on this host is already timing the same device.
 
     Concurrent jobs on one GPU (or one CPU) share it and invalidate each other's timings; the job
     still runs, but says so in its log and its row."""
-    lock = FileLock(Path(tempfile.gettempdir()) / f"pinsweep-{device.type}{device.index or 0}.lock")
+    lock = FileLock(Path(tempfile.gettempdir()) / f"pinsweep-{physical_device_id(device)}.lock")
     try:
         lock.acquire(timeout=0)
     except Timeout:
