@@ -11,14 +11,14 @@ import torch
 from pinsweep.app import run_and_record
 from pinsweep.timing import StepTimer
 
-# a slow dataset: 4 ms of "decoding" per sample, so loading 32 images takes ~0.13 s while the tiny
-# model's step takes a few ms. Two workers halve the wait; on this CPU-only machine pin_memory can't act.
+# a slow dataset: 10 ms per sample (a sleep, like slow storage), so loading 32 images takes ~0.3 s
+# while the tiny model's step takes a few ms. Two workers halve the wait; on this CPU-only machine pin_memory can't act.
 SLOW_SWEEP = (
     "data=synthetic",
     "model=tiny",
-    "data.train_size=512",
+    "data.train_size=256",
     "data.test_size=64",
-    "data.sample_delay_ms=4",
+    "data.sample_delay_ms=10",
     "loader.batch_size=32",
     "train.epochs=2",
     "train.ceiling_steps=3",
@@ -51,7 +51,7 @@ def test_job_row_breaks_the_step_down_and_carries_both_ceilings(compose_cfg, tmp
     assert row["data_wait_s"] / row["steady_s"] > 0.5
     assert row["data_wait_s"] + row["copy_s"] + row["compute_s"] <= row["steady_s"] * 1.02
     assert row["steps_timed"] == row["steps"] - row["warmup_steps"]
-    assert row["warmup_steps"] == 16  # the whole first epoch: 512 / 32 steps
+    assert row["warmup_steps"] == 8  # the whole first epoch: 256 / 32 steps
     # the compute-only ceiling is far above the loader-bound end-to-end figure
     assert row["compute_ceiling_ips"] > 3 * row["images_per_s"]
     assert row["loader_ceiling_ips"] < row["compute_ceiling_ips"]
