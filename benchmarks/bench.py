@@ -1,6 +1,6 @@
 """pinsweep's benchmarks: each figure measured side by side in one run, medians over interleaved runs.
 
-    python benchmarks/bench.py                 # the CPU figures (about 12 minutes on 2 cores)
+    python benchmarks/bench.py                 # the CPU figures (about 15 minutes on 2 cores)
     python benchmarks/bench.py --quick         # smoke test of the same code (about 3 minutes; figures rough)
     python benchmarks/bench.py --wait-quiet    # first wait (up to 40 min) for no pytest and load < 0.5
     python benchmarks/bench.py --gpu           # ResNet-34 figures on a CUDA machine (see README.md)
@@ -53,14 +53,14 @@ QUIET_WAIT_MAX_S = 40 * 60
 
 @dataclass
 class Plan:
-    """How much work each figure does; the full plan is sized for a 2-core CPU (about 12 minutes)."""
+    """How much work each figure does; the full plan is sized for a 2-core CPU (about 15 minutes)."""
 
-    overhead_repeats: int = 5
+    overhead_repeats: int = 7
     overhead_train_size: int = 8192
-    overhead_epochs: int = 4
+    overhead_epochs: int = 3
     startup_repeats: int = 7
     precision_repeats: int = 3
-    precision_train_size: int = 24576
+    precision_train_size: int = 20480
     input_repeats: int = 3
     input_ceiling_steps: int = 40
     cv_repeats: int = 5
@@ -249,6 +249,12 @@ def overhead(runner: Runner, plan: Plan) -> list[Figure]:
     }
     train_ratio = median(ours_train) / median(bare_train)
     wall_ratio = median(ours_wall) / median(bare_wall)
+    # inside one process, free of run-to-run noise: the share of pinsweep's steady-state time that is
+    # none of its timed parts (data wait, copy, compute), i.e. the loop's own bookkeeping
+    rows = [row for row, _ in runs["pinsweep job"]]
+    parts = [row["data_wait_s"] + row["copy_s"] + row["compute_s"] for row in rows]
+    bookkeeping = median([(row["steady_s"] - part) / row["steady_s"] for row, part in zip(rows, parts)])
+    per_step_us = median([(row["steady_s"] - part) / row["steps_timed"] * 1e6 for row, part in zip(rows, parts)])
     return [
         Figure(
             "overhead_train",
@@ -268,18 +274,46 @@ def overhead(runner: Runner, plan: Plan) -> list[Figure]:
             None,
             {"ratio_ci95": _ratio_ci(ours_wall, bare_wall), "extra_s": round(median(ours_wall) - median(bare_wall), 3)},
         ),
+        Figure(
+            "overhead_bookkeeping",
+            "harness bookkeeping inside the timed loop (share of steady time)",
+            bookkeeping,
+            "rel",
+            "report",
+            None,
+            {"per_step_us": round(per_step_us, 1)},
+        ),
     ]
 
 
-def _import_totals(command: list[str], runner: Runner) -> dict[str, float]:
-    """Seconds of import time per top-level package (self times summed), from `python -X importtime`."""
+def _import_profile(command: list[str], runner: Runner) -> tuple[dict[str, float], dict[str, str]]:
+    """From `python -X importtime`: seconds of import per top-level package (self times summed; the
+    tool inflates them), and for each package its module with the largest cumulative time (what to
+    import to reproduce that package's cost)."""
     done = subprocess.run(command, cwd=runner.workdir, env=runner.env, capture_output=True, text=True)
     totals: dict[str, float] = defaultdict(float)
+    heaviest: dict[str, tuple[int, str]] = {}
     for line in done.stderr.splitlines():
-        match = re.match(r"import time:\s+(\d+)\s+\|\s+\d+\s+\|\s+(\S+)", line)
+        match = re.match(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|\s+(\S+)", line)
         if match:
-            totals[match.group(2).split(".")[0]] += int(match.group(1)) / 1e6
-    return totals
+            own, cumulative, module = int(match.group(1)), int(match.group(2)), match.group(3)
+            package = module.split(".")[0]
+            totals[package] += own / 1e6
+            if cumulative > heaviest.get(package, (-1, ""))[0]:
+                heaviest[package] = (cumulative, module)
+    # scipy.stats._stats_py -> scipy.stats: importing the subpackage costs the same and reads better
+    return totals, {package: ".".join(module.split(".")[:2]) for package, (_, module) in heaviest.items()}
+
+
+def _wall_cost_of_imports(runner: Runner, modules: list[str], repeats: int) -> dict[str, float]:
+    """Wall seconds each module adds to `import torch, torchvision`, in fresh processes, interleaved."""
+    base = "import torch, torchvision"
+    arms = {
+        name: (lambda code=f"{base}, {name}" if name else base: runner.timed([sys.executable, "-c", code])[0])
+        for name in ["", *modules]
+    }
+    runs = interleave(runner, arms, repeats)
+    return {name: round(median(runs[name]) - median(runs[""]), 3) for name in modules}
 
 
 def startup(runner: Runner, plan: Plan) -> list[Figure]:
@@ -294,9 +328,9 @@ def startup(runner: Runner, plan: Plan) -> list[Figure]:
     }
     runs = interleave(runner, arms, plan.startup_repeats)
     extra = median(runs["pinsweep --cfg job"]) - median(runs["import torch, torchvision"])
-    # what pinsweep imports beyond torch + torchvision (self time per package; importtime inflates it)
-    ours_imports = _import_totals([sys.executable, "-X", "importtime", *ours[1:]], runner)
-    reference_imports = _import_totals([sys.executable, "-X", "importtime", *reference[1:]], runner)
+    # what pinsweep imports beyond torch + torchvision
+    ours_imports, heaviest = _import_profile([sys.executable, "-X", "importtime", *ours[1:]], runner)
+    reference_imports, _ = _import_profile([sys.executable, "-X", "importtime", *reference[1:]], runner)
     added = {name: s - reference_imports.get(name, 0.0) for name, s in ours_imports.items()}
     offenders = sorted(added.items(), key=lambda item: -item[1])[:10]
     detail = {
@@ -304,8 +338,12 @@ def startup(runner: Runner, plan: Plan) -> list[Figure]:
         "import_torch_torchvision_s": _rounded(runs["import torch, torchvision"]),
         "pinsweep_median_s": round(median(runs["pinsweep --cfg job"]), 3),
         "import_median_s": round(median(runs["import torch, torchvision"]), 3),
-        "import_time_added_by_package_s": {name: round(s, 3) for name, s in offenders},
+        "importtime_added_by_package_s": {name: round(s, 3) for name, s in offenders},
     }
+    if extra > 1.0:  # a miss: measure in wall time what the three largest additions cost
+        suspects = [heaviest[name] for name, _ in offenders if name not in ("torch", "torchvision", "pinsweep")][:3]
+        repeats = max(1, plan.startup_repeats // 2)
+        detail["wall_s_added_to_import_torch"] = _wall_cost_of_imports(runner, suspects, repeats)
     label = "start-up beyond import torch, torchvision"
     return [Figure("startup_extra", label, extra, "s", "<= 1.0 s", extra <= 1.0, detail)]
 
@@ -573,7 +611,9 @@ def machine() -> dict[str, Any]:
 
 def _format(figure: Figure) -> str:
     if figure.unit == "rel":
-        return f"{figure.value * 100:+.2f}%" if figure.key == "precision_agreement" else f"{figure.value * 100:.2f}%"
+        if figure.key == "precision_agreement":
+            return f"{figure.value * 100:+.2f}%"
+        return f"{figure.value * 100:.{3 if abs(figure.value) < 0.01 else 2}f}%"
     if figure.unit == "s":
         return f"{figure.value:+.3f} s"
     return f"{figure.value:.3f}x"
