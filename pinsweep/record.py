@@ -15,14 +15,16 @@ import subprocess
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import torch
 import torchvision
 from omegaconf import DictConfig, OmegaConf
 
 import pinsweep
+
+if TYPE_CHECKING:  # pandas costs start-up: imported only where rows are read or written
+    import pandas as pd
 
 ROW_FILE = "row.csv"
 CONFIG_GROUPS = ("model", "data", "loader", "train")
@@ -99,6 +101,8 @@ def environment() -> dict[str, Any]:
 
 def write_row(job_dir: str | Path, row: dict[str, Any]) -> Path:
     """Write one row as `job_dir/row.csv`, atomically (temporary file in the same folder + rename)."""
+    import pandas
+
     job_dir = Path(job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
     target = job_dir / ROW_FILE
@@ -106,7 +110,7 @@ def write_row(job_dir: str | Path, row: dict[str, Any]) -> Path:
     handle, temporary = tempfile.mkstemp(dir=job_dir, prefix=".row-", suffix=".csv")
     try:
         with os.fdopen(handle, "w", newline="") as stream:
-            pd.DataFrame([cells]).to_csv(stream, index=False)
+            pandas.DataFrame([cells]).to_csv(stream, index=False)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, target)
@@ -130,7 +134,9 @@ def read_row(job_dir: str | Path) -> dict[str, Any] | None:
     path = Path(job_dir) / ROW_FILE
     if not path.exists():
         return None
-    return pd.read_csv(path).iloc[0].to_dict()
+    import pandas
+
+    return pandas.read_csv(path).iloc[0].to_dict()
 
 
 def job_dirs(sweep_dir: str | Path) -> list[Path]:
@@ -157,12 +163,14 @@ def _missing_row(job_dir: Path) -> dict[str, Any]:
 
 def read_rows(sweep_dir: str | Path) -> pd.DataFrame:
     """All job rows under a sweep folder; a job folder without a row becomes a `missing` row."""
+    import pandas
+
     frames = []
     for job_dir in job_dirs(sweep_dir):
         path = job_dir / ROW_FILE
-        frame = pd.read_csv(path) if path.exists() else pd.DataFrame([_missing_row(job_dir)])
+        frame = pandas.read_csv(path) if path.exists() else pandas.DataFrame([_missing_row(job_dir)])
         frame["job.dir"] = str(job_dir)
         frames.append(frame)
     if not frames:
-        return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True)
+        return pandas.DataFrame()
+    return pandas.concat(frames, ignore_index=True)

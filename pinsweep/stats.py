@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
@@ -37,6 +36,8 @@ def mean_ci_halfwidth(samples, block: int = 1) -> float:
     if len(means) < 2 or means.mean() == 0:
         return math.inf
     sem = means.std(ddof=1) / math.sqrt(len(means))
+    from scipy import stats as scipy_stats  # lazy: scipy costs ~0.8 s of every job's start-up
+
     t = scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, df=len(means) - 1)
     return float(t * sem / means.mean())
 
@@ -48,6 +49,8 @@ def median_ci(values) -> tuple[float, float]:
         return math.nan, math.nan
     if np.all(values == values[0]):
         return float(values[0]), float(values[0])
+    from scipy import stats as scipy_stats
+
     result = scipy_stats.bootstrap(
         (values,),
         np.median,
@@ -70,6 +73,8 @@ def ratio_of_medians(treatment, control) -> tuple[float, float, float]:
     ratio = float(np.median(treatment) / np.median(control))
     if len(treatment) < 2 or len(control) < 2:
         return ratio, math.nan, math.nan
+    from scipy import stats as scipy_stats
+
     result = scipy_stats.bootstrap(
         (treatment, control),
         lambda t, c, axis=-1: np.median(t, axis=axis) / np.median(c, axis=axis),
