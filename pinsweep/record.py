@@ -22,12 +22,13 @@ import torchvision
 from omegaconf import DictConfig, OmegaConf
 
 import pinsweep
+from pinsweep.config import GROUP_SCHEMAS
 
 if TYPE_CHECKING:  # pandas costs start-up: imported only where rows are read or written
     import pandas as pd
 
 ROW_FILE = "row.csv"
-CONFIG_GROUPS = ("model", "data", "loader", "train")
+CONFIG_GROUPS = tuple(GROUP_SCHEMAS)  # the config groups whose keys become row columns
 
 
 def flatten_config(cfg: DictConfig) -> dict[str, Any]:

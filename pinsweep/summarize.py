@@ -125,7 +125,7 @@ def verdict(efficiency: float, wait_frac: float, copy_frac: float) -> str:
     return "contended" if not math.isnan(efficiency) else "compute-bound"
 
 
-def _group_stats(group: pd.DataFrame, all_rows: pd.DataFrame) -> dict[str, Any]:
+def _group_stats(group: pd.DataFrame) -> dict[str, Any]:
     ok = group[group["status"] == "ok"]
     ips = ok["images_per_s"].astype(float).to_numpy() if len(ok) else np.array([])
     epochs = [seconds for cell in ok.get("epoch_times_s", []) for seconds in _steady_epochs(cell)]
@@ -188,7 +188,7 @@ def summarize(rows: pd.DataFrame, baseline: str = "") -> tuple[pd.DataFrame, pd.
     for key, group in groups:
         key = key if isinstance(key, tuple) else (key,)
         record = dict(zip(axes, key))
-        record.update(_group_stats(group, rows))
+        record.update(_group_stats(group))
         record["_ips"] = group.loc[group["status"] == "ok", "images_per_s"].astype(float).to_numpy()
         records.append(record)
     summary = pd.DataFrame(records)
