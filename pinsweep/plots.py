@@ -1,7 +1,7 @@
 """PNG plots of a summarized sweep, written into the sweep folder (matplotlib, Agg backend: no display).
 
 - `throughput.png`  images/s per config with its interval and the compute-only ceiling beside it
-- `heatmap.png`     median images/s over two swept axes (the two with the largest effect when more
+- `heatmap.png`     images/s (geometric mean) over two swept axes (the two with the largest effect when more
                     than two are swept, the others held at their baseline level)
 - `breakdown.png`   where each config's steady-state step time goes: data wait, copy, compute
 
@@ -26,7 +26,7 @@ import pandas as pd
 from matplotlib.transforms import blended_transform_factory
 
 from pinsweep.report import axes_of, config_label, config_status
-from pinsweep.summarize import _level_key, _short
+from pinsweep.summarize import OVERALL, _level_key, _short, inactive_axes
 
 log = logging.getLogger("pinsweep.plots")
 
@@ -109,7 +109,9 @@ def setup_title(rows: pd.DataFrame, axes: list[str]) -> str:
     parts = [f"model {model}", f"data {data}" + (f" ({pipeline} pipeline)" if pipeline else "")]
     if batch:
         parts.append(f"batch {norm_int(batch)}")
-    return ", ".join(parts) + f" | {hardware(rows)}"
+    inactive = inactive_axes(rows, axes)
+    caveat = f" | {', '.join(_short(a, axes) for a in inactive)} inactive: no accelerator" if inactive else ""
+    return ", ".join(parts) + f" | {hardware(rows)}{caveat}"
 
 
 # ------------------------------------------------------------------------------------------ figures
@@ -126,11 +128,11 @@ def _bar_height_in(n_configs: int) -> float:
 
 def _ordered(summary: pd.DataFrame) -> pd.DataFrame:
     """Fastest config on top (barh draws the first row at the bottom, so sort ascending)."""
-    return summary.sort_values("ips_median", ascending=True, na_position="first").reset_index(drop=True)
+    return summary.sort_values("ips_geomean", ascending=True, na_position="first").reset_index(drop=True)
 
 
 def _interval(record: pd.Series) -> tuple[float, float] | None:
-    """The 95% CI of the median, else min-max over repeats, else none (one run)."""
+    """The 95% CI of the geometric mean, else min-max over repeats, else none (one run)."""
     for low, high in (("ips_ci_low", "ips_ci_high"), ("ips_min", "ips_max")):
         lo, hi = record.get(low, math.nan), record.get(high, math.nan)
         if not (pd.isna(lo) or pd.isna(hi)) and (hi > lo or record.get("n", 0) > 1):
@@ -142,20 +144,20 @@ def plot_throughput(summary: pd.DataFrame, rows: pd.DataFrame, path: Path) -> Pa
     axes = axes_of(summary)
     data = _ordered(summary)
     labels = [config_label(r, axes) for _, r in data.iterrows()]
-    medians = data["ips_median"].astype(float).fillna(0.0).to_numpy()
+    means = data["ips_geomean"].astype(float).fillna(0.0).to_numpy()
     y = np.arange(len(data))
     fig, ax = plt.subplots(figsize=(WIDTH_IN, _bar_height_in(len(data))), dpi=DPI, layout="constrained")
     colors = [BASELINE_COLOR if bool(b) else BAR_COLOR for b in data["baseline"]]
-    ax.barh(y, medians, color=colors, height=0.6)
+    ax.barh(y, means, color=colors, height=0.6)
 
     intervals = [_interval(r) for _, r in data.iterrows()]
     kinds = {"CI" if pd.notna(r.get("ips_ci_low")) else "range" for (_, r), i in zip(data.iterrows(), intervals) if i}
-    for yi, median, interval in zip(y, medians, intervals):
+    for yi, mean, interval in zip(y, means, intervals):
         if interval:
             ax.errorbar(
-                median,
+                mean,
                 yi,
-                xerr=[[median - interval[0]], [interval[1] - median]],
+                xerr=[[mean - interval[0]], [interval[1] - mean]],
                 fmt="none",
                 ecolor="black",
                 capsize=4,
@@ -175,28 +177,28 @@ def plot_throughput(summary: pd.DataFrame, rows: pd.DataFrame, path: Path) -> Pa
             label="compute-only ceiling (data already on device)",
         )
 
-    right = np.nanmax([*medians, *ceilings[has_ceiling], *[i[1] for i in intervals if i], 1.0])
+    right = np.nanmax([*means, *ceilings[has_ceiling], *[i[1] for i in intervals if i], 1.0])
     ax.set_xlim(0, right * 1.12)
-    for yi, (_, record), median, interval, ceiling in zip(y, data.iterrows(), medians, intervals, ceilings):
-        if record.get("n", 0) == 0 or pd.isna(record["ips_median"]):
+    for yi, (_, record), mean, interval, ceiling in zip(y, data.iterrows(), means, intervals, ceilings):
+        if record.get("n", 0) == 0 or pd.isna(record["ips_geomean"]):
             status = config_status(record, axes, rows)
             ax.text(right * 0.01, yi, f"no successful run: {status}", va="center", color="#c0392b")
             continue
         speedup = record.get("speedup", math.nan)
-        text = f"{median:,.0f} img/s" + ("" if pd.isna(speedup) else f"  {speedup:.2f}x")
+        text = f"{mean:,.0f} img/s" + ("" if pd.isna(speedup) else f"  {speedup:.2f}x")
         text += "  (baseline)" if bool(record["baseline"]) else ""
-        if median > right * 0.3:  # room inside the bar
+        if mean > right * 0.3:  # room inside the bar
             ax.text(right * 0.01, yi, text, va="center", ha="left", color="white", fontweight="bold")
         else:  # right of whatever is drawn on this row: whisker, ceiling mark
-            end = np.nanmax([median, interval[1] if interval else median, ceiling])
+            end = np.nanmax([mean, interval[1] if interval else mean, ceiling])
             ax.text(end + right * 0.015, yi, text, va="center", ha="left")
 
     ax.set_yticks(y, labels)
-    ax.set_xlabel("training throughput, images/s (steady state, median over repeats)")
+    ax.set_xlabel("training throughput, images/s (steady state, geometric mean over repeats)")
     interval_note = {
-        frozenset({"CI"}): "error bars: 95% CI of the median",
+        frozenset({"CI"}): "error bars: 95% CI of the geometric mean",
         frozenset({"range"}): "error bars: min-max over repeats",
-        frozenset({"CI", "range"}): "error bars: 95% CI of the median (min-max where no CI)",
+        frozenset({"CI", "range"}): "error bars: 95% CI of the geometric mean (min-max where no CI)",
     }.get(frozenset(kinds), "one run per config: no error bars (use train.repeat=0,1,2)")
     ax.set_title(f"Training throughput per config ({interval_note})\n{setup_title(rows, axes)}", fontsize=11)
     handles = [plt.Rectangle((0, 0), 1, 1, color=BAR_COLOR), plt.Rectangle((0, 0), 1, 1, color=BASELINE_COLOR)]
@@ -258,7 +260,7 @@ def heatmap_axes(summary: pd.DataFrame, effects: pd.DataFrame) -> tuple[str, str
         return f"{len(axes)} axis swept: a heatmap needs two (the throughput plot shows the configs)"
     if len(axes) == 2:
         return axes[0], axes[1]
-    overall = effects[effects["held_fixed"] == "all (median)"] if len(effects) else effects
+    overall = effects[effects["held_fixed"] == OVERALL] if len(effects) else effects
     size = {
         a: float(np.nanmax(np.abs(np.log(overall.loc[overall["axis"] == a, "ratio"].astype(float)))))
         if (overall["axis"] == a).any() and overall.loc[overall["axis"] == a, "ratio"].notna().any()
@@ -272,7 +274,7 @@ def heatmap_axes(summary: pd.DataFrame, effects: pd.DataFrame) -> tuple[str, str
 
 
 def plot_heatmap(summary: pd.DataFrame, rows: pd.DataFrame, pair: tuple[str, str], path: Path) -> Path | str:
-    """Median images/s per (row axis, column axis) cell; other axes held at their baseline level."""
+    """Images/s (geometric mean) per (row axis, column axis) cell; other axes held at their baseline level."""
     axes = axes_of(summary)
     y_axis, x_axis = pair
     if summary[x_axis].nunique() < summary[y_axis].nunique():  # more levels along x: wider than tall
@@ -292,7 +294,7 @@ def plot_heatmap(summary: pd.DataFrame, rows: pd.DataFrame, pair: tuple[str, str
     failures: dict[tuple[int, int], str] = {}
     for _, record in cells.iterrows():
         i, j = ys.index(record[y_axis]), xs.index(record[x_axis])
-        grid[i, j] = record["ips_median"]
+        grid[i, j] = record["ips_geomean"]
         if record.get("n_failed", 0):
             failures[i, j] = config_status(record, axes, rows)
         speedups[i, j] = record.get("speedup", math.nan)
@@ -317,10 +319,10 @@ def plot_heatmap(summary: pd.DataFrame, rows: pd.DataFrame, pair: tuple[str, str
     ax.set_yticks(range(len(ys)), ys)
     ax.set_xlabel(x_axis)
     ax.set_ylabel(y_axis)
-    fig.colorbar(image, ax=ax, label="images/s (steady state, median)")
+    fig.colorbar(image, ax=ax, label="images/s (steady state, geometric mean)")
     held_text = ", ".join(f"{_short(a, axes)}={v}" for a, v in held.items())
     held_text = f" for the two axes with the largest effect (others at {held_text})" if held else ""
-    ax.set_title(f"Median images/s and speedup vs baseline{held_text}\n{setup_title(rows, axes)}", fontsize=11)
+    ax.set_title(f"Images/s and speedup vs baseline{held_text}\n{setup_title(rows, axes)}", fontsize=11)
     fig.savefig(path)
     plt.close(fig)
     return path

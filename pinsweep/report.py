@@ -23,11 +23,10 @@ import numpy as np
 import pandas as pd
 
 from pinsweep.record import CONFIG_GROUPS, ROW_FILE, read_rows
-from pinsweep.summarize import SummaryError, _short, norm, summarize_and_report
+from pinsweep.summarize import OVERALL, SummaryError, _short, norm, summarize_and_report
 
-OVERALL = "all (median)"  # effects.csv's held_fixed value for an axis's effect over all strata
 INACTIVE = "none: inactive"
-WIDE_INTERVAL = 1.2  # a ratio's CI whose high end is > 1.2x its low end cannot rule out a 10% effect
+MAX_USEFUL_REPEATS = 30  # beyond this, a difference is too small to be worth chasing on a shared machine
 TOO_FAST_EFFICIENCY = 1.1  # beyond noise: the ceiling itself was mismeasured
 WHY = {  # verdict -> what it means for the fastest config; {wait}/{copy} are its step-time shares
     "compute-bound": "the model's compute is the limit, so a faster input pipeline would not help",
@@ -39,10 +38,13 @@ WHY = {  # verdict -> what it means for the fastest config; {wait}/{copy} are it
     "for the CPU cores (loader workers, other processes)",
 }
 READING_GUIDE = [
-    "images/s: steady-state training throughput (warm-up excluded), median over repeats, with a 95% bootstrap "
-    "confidence interval.",
-    "speedup: median images/s over the baseline config's, with a 95% interval; significant when the interval "
-    "excludes 1.",
+    "images/s: steady-state training throughput (warm-up excluded), geometric mean over repeats, with a 95% "
+    "Student's t interval on the log scale.",
+    "speedup: images/s over the baseline config's, compared within each repeat round (the sweep is a randomized "
+    "block design) with the noise pooled over all configs. Its 95% interval is simultaneous over every comparison "
+    "in the sweep (Dunnett-style max-t), so 'significant' (the interval excludes 1) is wrong for any config at "
+    "most 5% of the time. 'inactive': the config differs from the baseline only in settings that cannot act on "
+    "this device (pin_memory, non_blocking without an accelerator).",
     "efficiency: images/s over the compute-only ceiling (same model and batch, data already on the device): "
     "100% means the input pipeline costs nothing.",
     "verdict: compute-bound (within 10% of the ceiling), loader-bound or copy-bound (that stall takes >= 10% of "
@@ -125,15 +127,23 @@ def table_cells(summary: pd.DataFrame, rows: pd.DataFrame | None = None) -> pd.D
     interval, significance, efficiency, verdict, status. Shared by the terminal table and the report."""
     axes = axes_of(summary)
     cells = []
-    for _, r in summary.sort_values("ips_median", ascending=False, na_position="last").iterrows():
+    for _, r in summary.sort_values("ips_geomean", ascending=False, na_position="last").iterrows():
         row = {_short(a, axes): str(r[a]) for a in axes}
-        ran = not _missing(r["ips_median"])
-        row["images/s [95% CI]"] = _ips(r["ips_median"], r.get("ips_ci_low"), r.get("ips_ci_high")) if ran else "-"
+        ran = not _missing(r["ips_geomean"])
+        row["images/s [95% CI]"] = _ips(r["ips_geomean"], r.get("ips_ci_low"), r.get("ips_ci_high")) if ran else "-"
         speedup = "" if _missing(r.get("speedup")) else _ratio(r["speedup"])
         row["speedup [95% CI]"] = speedup + _interval(r.get("speedup_ci_low"), r.get("speedup_ci_high")) or "-"
         significant = r.get("significant")
         row["significant"] = (
-            "baseline" if bool(r["baseline"]) else "-" if _missing(significant) else "yes" if significant else "no"
+            "baseline"
+            if bool(r["baseline"])
+            else "inactive"
+            if bool(r.get("inactive", False))
+            else "-"
+            if _missing(significant)
+            else "yes"
+            if significant
+            else "no"
         )
         row["efficiency"] = "-" if _missing(r.get("efficiency")) else f"{r['efficiency']:.0%}"
         row["verdict"] = r["verdict"] if isinstance(r.get("verdict"), str) and r["verdict"] else "-"
@@ -194,9 +204,19 @@ def _axis_sentence(axis: str, overall: pd.DataFrame, strata: pd.DataFrame, axes:
     if len(acting):
         where = "; ".join(f"at {e['held_fixed']} {_change(e)} ({e['effect']})" for _, e in acting.iterrows())
         return f"{name} has no consistent effect ({measured} overall), but it depends on {others}: {where}"
-    wide = any(e["ci_high"] > WIDE_INTERVAL * e["ci_low"] for _, e in overall.iterrows())
-    hint = "; the interval is wide: more repeats (train.repeat) would narrow it" if wide else ""
-    return f"{name} changes nothing measurable{everywhere} ({measured}){hint}"
+    return f"{name} changes nothing measurable{everywhere} ({measured}){_repeats_hint(overall)}"
+
+
+def _repeats_hint(comparisons: pd.DataFrame) -> str:
+    """What would settle a difference the sweep could not: the repeats at which the largest measured
+    difference would be significant with 80% power (a column of the table)."""
+    needed = comparisons["repeats_needed"].dropna() if "repeats_needed" in comparisons else pd.Series(dtype=float)
+    if needed.empty:
+        return ""
+    fewest = int(needed.min())
+    if fewest > MAX_USEFUL_REPEATS:
+        return f"; a difference this small would need over {MAX_USEFUL_REPEATS} repeats to resolve: treat it as none"
+    return f"; about {fewest} repeats (train.repeat=0,...,{fewest - 1}) would resolve a difference of this size"
 
 
 def _axis_sentences(effects: pd.DataFrame, axes: list[str]) -> list[str]:
@@ -230,31 +250,41 @@ def _axis_sentences(effects: pd.DataFrame, axes: list[str]) -> list[str]:
     return sentences
 
 
-def _fastest_sentences(summary: pd.DataFrame, axes: list[str]) -> list[str]:
-    ran = summary[summary["ips_median"].notna()]
+def claim_label(record: pd.Series, axes: list[str], inactive: list[str]) -> str:
+    """config_label without the axes that cannot act here: on a CPU, `num_workers=2`, never
+    `num_workers=2, pin_memory=true`, which would credit pin_memory with a speed it cannot have."""
+    active = [a for a in axes if a not in inactive]
+    return config_label(record, active) if active else "every config"
+
+
+def _fastest_sentences(summary: pd.DataFrame, axes: list[str], inactive: list[str]) -> list[str]:
+    ran = summary[summary["ips_geomean"].notna()]
     if ran.empty:
         return ["No config ran successfully: see the failed jobs"]
-    best = ran.loc[ran["ips_median"].astype(float).idxmax()]
-    speed = _ips(best["ips_median"], best.get("ips_ci_low"), best.get("ips_ci_high"))
+    best = ran.loc[ran["ips_geomean"].astype(float).idxmax()]
+    speed = _ips(best["ips_geomean"], best.get("ips_ci_low"), best.get("ips_ci_high"))
+    label = claim_label(best, axes, inactive)
     if not axes:
-        sentences = [f"The config runs at {speed} images/s"]
-    elif bool(best["baseline"]):
-        sentences = [f"The fastest config is the baseline, {config_label(best, axes)}, at {speed} images/s"]
+        return [f"The config runs at {speed} images/s"]
+    if bool(best["baseline"]) or bool(best.get("inactive", False)):
+        same = " (it differs from the baseline only in settings inactive here)" if not bool(best["baseline"]) else ""
+        sentences = [f"The fastest config is the baseline, {label}, at {speed} images/s{same}"]
     else:
         base = summary[summary["baseline"].astype(bool)]
-        versus = f" ({config_label(base.iloc[0], axes)})" if len(base) else ""
+        versus = f" ({claim_label(base.iloc[0], axes, inactive)})" if len(base) else ""
         significant = best.get("significant")
         caveat = (
             ", no interval (one run per config)"
             if _missing(significant)
             else ""
             if significant
-            else ", not significantly different"
+            else f", not significantly different{_repeats_hint(ran.loc[[best.name]])}"
         )
         sentences = [
-            f"Fastest: {config_label(best, axes)} at {speed} images/s, {_ratio(best['speedup'])}"
+            f"Fastest: {label} at {speed} images/s, {_ratio(best['speedup'])}"
             f"{_interval(best.get('speedup_ci_low'), best.get('speedup_ci_high'))} the baseline{versus}{caveat}"
         ]
+    sentences += _best_set_sentence(ran, best, axes, inactive)
     verdict = best.get("verdict")
     if isinstance(verdict, str) and verdict in WHY and not _missing(best.get("efficiency")):
         why = WHY[verdict].format(wait=f"{best['data_wait_frac']:.0%}", copy=f"{best['copy_frac']:.0%}")
@@ -267,10 +297,34 @@ def _fastest_sentences(summary: pd.DataFrame, axes: list[str]) -> list[str]:
     return sentences
 
 
+def _best_set_sentence(ran: pd.DataFrame, best: pd.Series, axes: list[str], inactive: list[str]) -> list[str]:
+    """Whether 'fastest' is a finding: Hsu's comparisons with the best (summary column could_be_fastest)
+    keep every config that the data cannot rule out as the fastest, at 95% confidence."""
+    if "could_be_fastest" not in ran or ran["could_be_fastest"].isna().all() or len(ran) < 2:
+        return []
+    label = claim_label(best, axes, inactive)
+    contenders = {claim_label(r, axes, inactive) for _, r in ran[ran["could_be_fastest"].eq(True)].iterrows()}
+    contenders.discard(label)
+    if not contenders:
+        return [f"No other config can be the fastest at 95% confidence: {label} is the fastest here"]
+    return [
+        f"It cannot be told apart from {', '.join(sorted(contenders))}: any of them may be the fastest "
+        "(95% confidence); among those, prefer the cheapest"
+    ]
+
+
+def _inactive(effects: pd.DataFrame, axes: list[str]) -> list[str]:
+    """Axes whose every effect is `inactive` (pin_memory on a CPU): never named in a finding."""
+    if effects.empty:
+        return []
+    words = effects.groupby("axis")["effect"].apply(lambda e: e.astype(str).str.startswith(INACTIVE).all())
+    return [a for a in axes if bool(words.get(a, False))]
+
+
 def conclusion(summary: pd.DataFrame, effects: pd.DataFrame) -> list[str]:
     """Plain-language findings, computed from the summary and effects tables; one sentence per item."""
     axes = axes_of(summary)
-    sentences = _axis_sentences(effects, axes) + _fastest_sentences(summary, axes)
+    sentences = _axis_sentences(effects, axes) + _fastest_sentences(summary, axes, _inactive(effects, axes))
     if summary["ips_ci_low"].isna().all() and summary["ips_median"].notna().any():
         sentences.append(
             "With one run per config no difference can be told from noise: rerun with train.repeat=0,1,2 "
@@ -389,8 +443,9 @@ def build(sweep_dir: Path, summary: pd.DataFrame, effects: pd.DataFrame, rows: p
     if not effects.empty:
         blocks += [
             "## Per-axis effects",
-            "Each axis's effect with every other axis held fixed: the ratio of median images/s at each level "
-            f"over the reference level, per combination of the other axes, then their median ('{OVERALL}').",
+            "Each axis's effect with every other axis held fixed: the ratio of images/s at each level over the "
+            "reference level, per combination of the other axes (within repeat rounds), then their geometric mean "
+            f"('{OVERALL}'). Intervals are simultaneous with the summary's: 95% for every claim at once.",
             Table(_effects_table(effects, axes)),
         ]
     blocks += ["## Fixed settings", Table(_settings(rows, axes))]

@@ -15,6 +15,8 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ import pandas as pd
 from filelock import FileLock
 from omegaconf import OmegaConf
 
-from pinsweep import stats
+from pinsweep import design, stats
 from pinsweep.config import Config
 from pinsweep.record import CONFIG_GROUPS, flatten_config, read_rows
 
@@ -72,6 +74,7 @@ def find_axes(rows: pd.DataFrame) -> list[str]:
     return axes
 
 
+@lru_cache(maxsize=1)
 def _schema_defaults() -> dict[str, str]:
     container = OmegaConf.to_container(OmegaConf.structured(Config), throw_on_missing=False)
     return {key: norm(value) for key, value in flatten_config(OmegaConf.create(container)).items()}
@@ -113,27 +116,28 @@ def _median(frame: pd.DataFrame, column: str) -> float:
 
 
 def verdict(efficiency: float, wait_frac: float, copy_frac: float) -> str:
-    """What limits this config. Compute-bound when within 10% of the compute-only ceiling; otherwise
-    whichever stall is larger, or `contended` when neither stalls but compute itself ran slower than
-    its ceiling (workers competing with training for the same CPU cores)."""
+    """What limits this config. A stall that takes >= 10% of the step names the limit first, so the
+    verdict never contradicts the breakdown; otherwise compute-bound when within 10% of the
+    compute-only ceiling, or `contended` when compute itself ran slower than its ceiling (workers
+    competing with training for the same CPU cores)."""
     if math.isnan(efficiency) and math.isnan(wait_frac):
         return ""
-    if efficiency >= COMPUTE_BOUND_EFFICIENCY:
-        return "compute-bound"
     if max(wait_frac, copy_frac) >= STALL_FRACTION:
         return "loader-bound" if wait_frac >= copy_frac else "copy-bound"
-    return "contended" if not math.isnan(efficiency) else "compute-bound"
+    if math.isnan(efficiency) or efficiency >= COMPUTE_BOUND_EFFICIENCY:
+        return "compute-bound"
+    return "contended"
 
 
 def _group_stats(group: pd.DataFrame) -> dict[str, Any]:
     ok = group[group["status"] == "ok"]
     ips = ok["images_per_s"].astype(float).to_numpy() if len(ok) else np.array([])
     epochs = [seconds for cell in ok.get("epoch_times_s", []) for seconds in _steady_epochs(cell)]
-    low, high = stats.median_ci(ips)
+    geomean, low, high = design.mean_interval(ips)
     steady = ok["steady_s"].astype(float) if len(ok) else pd.Series(dtype=float)
     fractions = {
-        f"{part}_frac": float((ok[f"{part}_s"] / steady).median()) if len(ok) else math.nan
-        for part in ("data_wait", "copy", "compute")
+        f"{part}_frac": float((ok[f"{part}_s"] / steady).median()) if len(ok) and f"{part}_s" in ok else math.nan
+        for part in ("data_wait", "host_wait", "copy", "compute")
     }
     efficiency = float(np.median(ips) / _median(ok, "compute_ceiling_ips")) if len(ips) else math.nan
     failures = group[group["status"] != "ok"]
@@ -143,6 +147,7 @@ def _group_stats(group: pd.DataFrame) -> dict[str, Any]:
         # jobs that overlapped with another job on the same device: their timings are suspect
         "n_shared_device": int(ok["shared_device"].map(norm).eq("true").sum()) if "shared_device" in ok else 0,
         "ips_median": float(np.median(ips)) if len(ips) else math.nan,
+        "ips_geomean": geomean,
         "ips_iqr": stats.iqr(ips) if len(ips) else math.nan,
         "ips_ci_low": low,
         "ips_ci_high": high,
@@ -171,6 +176,58 @@ def _job(row: pd.Series) -> str:
     return norm(num) if num is not None and norm(num) != "null" else Path(str(row.get("job.dir", "?"))).name
 
 
+def on_accelerator(rows: pd.DataFrame) -> bool:
+    return "device" in rows and rows["device"].astype(str).str.startswith("cuda").any()
+
+
+def inactive_axes(rows: pd.DataFrame, axes: list[str]) -> list[str]:
+    """Swept axes that cannot act on the device these jobs ran on (pin_memory without an accelerator)."""
+    return [] if on_accelerator(rows) else [axis for axis in axes if axis in ACCELERATOR_ONLY_AXES]
+
+
+@dataclass
+class Sweep:
+    """The ok jobs as a block design: one index per config (summary row), one block per repeat round."""
+
+    summary: pd.DataFrame
+    axes: list[str]
+    inactive: list[str]
+    fit: design.BlockFit
+    rounds: int
+
+    @classmethod
+    def of(cls, keyed: pd.DataFrame, summary: pd.DataFrame, axes: list[str], inactive: list[str]) -> Sweep:
+        ok = keyed[(keyed["status"] == "ok") & keyed["images_per_s"].astype(float).gt(0)]
+        index = {tuple(r[a] for a in axes): i for i, r in summary.iterrows()}
+        config = [index[tuple(r[f"_{a}"] for a in axes)] for _, r in ok.iterrows()]
+        round_of = ok[REPLICATE_KEYS[0]].map(norm) if REPLICATE_KEYS[0] in ok else pd.Series("0", index=ok.index)
+        log_ips = np.log(ok["images_per_s"].astype(float).to_numpy())
+        fit = design.fit_blocks(log_ips, config, round_of.to_numpy(), len(summary))
+        return cls(summary, axes, inactive, fit, round_of.nunique())
+
+    def config(self, levels: dict[str, str], ran: bool = True) -> int | None:
+        """The summary row of the config with these levels (that has ok rows, when `ran`)."""
+        match = np.logical_and.reduce([self.summary[a] == levels[a] for a in self.axes])
+        found = np.flatnonzero(match & (self.summary["n"].gt(0).to_numpy() if ran else True))
+        return int(found[0]) if len(found) else None
+
+    def difference(self, treatment: int, control: int) -> np.ndarray:
+        weights = np.zeros(len(self.summary))
+        weights[treatment] += 1.0
+        weights[control] -= 1.0
+        return weights
+
+    def only_inactive(self, a: int, b: int) -> bool:
+        """Whether configs a and b differ only in axes that cannot act here."""
+        differing = [axis for axis in self.axes if self.summary.at[a, axis] != self.summary.at[b, axis]]
+        return bool(differing) and set(differing) <= set(self.inactive)
+
+    def why_no_interval(self) -> str:
+        if self.rounds < 2:
+            return "unknown: needs train.repeat >= 2"
+        return "unknown: too few successful repeats for an interval"
+
+
 def summarize(rows: pd.DataFrame, baseline: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(summary, effects) for a frame of job rows; see the module docstring."""
     if rows.empty or "status" not in rows:
@@ -189,43 +246,163 @@ def summarize(rows: pd.DataFrame, baseline: str = "") -> tuple[pd.DataFrame, pd.
         key = key if isinstance(key, tuple) else (key,)
         record = dict(zip(axes, key))
         record.update(_group_stats(group))
-        record["_ips"] = group.loc[group["status"] == "ok", "images_per_s"].astype(float).to_numpy()
         records.append(record)
     summary = pd.DataFrame(records)
     if axes:
         summary = summary.sort_values(axes, key=lambda col: col.map(_level_key)).reset_index(drop=True)
-        is_base = np.logical_and.reduce([summary[axis] == base[axis] for axis in axes])
-        if not is_base.any() and baseline:
-            chosen = ",".join(f"{axis}={level}" for axis, level in base.items())
-            raise SummaryError(f"--baseline {baseline}: no job ran {chosen}; pick a config listed in summary.csv")
-        if not is_base.any():  # the default combination never ran (a search, a partial grid): the first config
-            is_base = np.asarray(summary.index == summary["n"].gt(0).idxmax())
-            base = {axis: summary.loc[is_base, axis].iloc[0] for axis in axes}
-    else:
-        is_base = np.ones(len(summary), dtype=bool)
-    summary.insert(len(axes), "baseline", is_base)
-    base_ips = summary.loc[is_base, "_ips"].iloc[0] if is_base.any() else np.array([])
-    ratios = [_ratio(ips, base_ips) for ips in summary["_ips"]]
-    summary["speedup"] = [r[0] for r in ratios]
-    summary["speedup_ci_low"] = [r[1] for r in ratios]
-    summary["speedup_ci_high"] = [r[2] for r in ratios]
-    summary["significant"] = [None if flag else stats.significant(r[1], r[2]) for r, flag in zip(ratios, is_base)]
-    summary["note"] = "; ".join(filter(None, [_accelerator_note(rows, axes), _shared_note(rows)]))
-    effects = axis_effects(keyed, axes, base)
-    return summary.drop(columns="_ips"), effects
+    sweep = Sweep.of(keyed, summary, axes, inactive_axes(rows, axes))
+    base_index, base, fallback_note = _baseline(sweep, base, baseline)
+    summary.insert(len(axes), "baseline", summary.index == base_index)
+    effects, effect_contrasts = axis_effects(sweep, base)
+    compare(sweep, summary, effects, speedup_contrasts(sweep, base_index) + effect_contrasts)
+    if base_index is not None:
+        summary.at[base_index, "speedup"] = 1.0
+    ran = [c for c in range(len(summary)) if summary.at[c, "n"]]
+    summary["could_be_fastest"] = pd.Series([None] * len(summary), dtype=object)
+    for c, flag in zip(ran, design.could_be_fastest(sweep.fit, ran)):
+        summary.at[c, "could_be_fastest"] = flag
+    notes = [fallback_note, _accelerator_note(sweep.inactive), _shared_note(rows)]
+    summary["note"] = "; ".join(filter(None, notes))
+    return summary, effects
 
 
-def _ratio(treatment: np.ndarray, control: np.ndarray) -> tuple[float, float, float]:
-    if not len(treatment) or not len(control):
-        return math.nan, math.nan, math.nan
-    return stats.ratio_of_medians(treatment, control)
+def _baseline(sweep: Sweep, base: dict[str, str], requested: str) -> tuple[int | None, dict[str, str], str]:
+    """The baseline config's summary row: the requested or default levels if they ran; else the first
+    config that has ok rows, with a note saying so."""
+    summary, axes = sweep.summary, sweep.axes
+    if not axes:
+        return (0 if len(summary) and summary.at[0, "n"] else None), base, ""
+    exists = np.logical_and.reduce([summary[axis] == base[axis] for axis in axes])
+    chosen = ",".join(f"{axis}={level}" for axis, level in base.items())
+    if requested and not (exists & summary["n"].gt(0)).any():
+        raise SummaryError(f"--baseline {requested}: no job ran {chosen} successfully; pick a config in summary.csv")
+    index = sweep.config(base)
+    if index is not None:
+        return index, base, ""
+    ran = np.flatnonzero(summary["n"].gt(0).to_numpy())
+    if not len(ran):
+        return None, base, ""
+    index = int(ran[0])
+    fallback = {axis: summary.at[index, axis] for axis in axes}
+    why = "failed in every repeat" if exists.any() else "did not run"
+    label = ",".join(f"{axis}={level}" for axis, level in fallback.items())
+    return index, fallback, f"baseline {chosen} {why}: speedups are over {label}"
 
 
-def _accelerator_note(rows: pd.DataFrame, axes: list[str]) -> str:
+@dataclass
+class Contrast:
+    """One comparison a table row states: which table and row, and its weights over the configs."""
+
+    table: str  # "summary" (a config against the baseline) or "effects"
+    row: int
+    weights: np.ndarray | None  # None when the data hold no such comparison
+    claim: bool  # False where it differs only in axes that cannot act here (pin_memory on a CPU)
+
+
+# the columns each table writes a comparison into: ratio, interval, adjusted p
+RATIO_COLUMNS = {
+    "summary": ("speedup", "speedup_ci_low", "speedup_ci_high", "speedup_p"),
+    "effects": ("ratio", "ci_low", "ci_high", "p_adjusted"),
+}
+
+
+def speedup_contrasts(sweep: Sweep, base_index: int | None) -> list[Contrast]:
+    if base_index is None:
+        return []
+    return [
+        Contrast("summary", c, sweep.difference(c, base_index), not sweep.only_inactive(c, base_index))
+        for c in range(len(sweep.summary))
+        if c != base_index and sweep.summary.at[c, "n"]
+    ]
+
+
+def compare(sweep: Sweep, summary: pd.DataFrame, effects: pd.DataFrame, contrasts: list[Contrast]) -> None:
+    """Fill both tables' ratios, simultaneous intervals, `significant` and `effect`.
+
+    The claims (every config against the baseline, every axis effect) form ONE family, so that the
+    chance of any false "significant" or "faster" in the whole sweep is 5%. Comparisons that differ
+    only in axes that cannot act here get their own family, for the numbers, and are never findings."""
+    tables = {"summary": summary, "effects": effects}
+    for frame, columns in zip(tables.values(), RATIO_COLUMNS.values()):
+        for column in (*columns, "repeats_needed"):
+            frame[column] = math.nan
+    summary["significant"] = pd.Series([None] * len(summary), dtype=object)
+    summary["inactive"] = False
+    effects["effect"] = "unknown: no stratum ran both levels"
+    for claim in (True, False):
+        members = [c for c in contrasts if c.claim == claim and c.weights is not None]
+        result = design.simultaneous(sweep.fit, [c.weights for c in members])
+        for k, contrast in enumerate(members):
+            frame = tables[contrast.table]
+            ratio, low, high, p_value = RATIO_COLUMNS[contrast.table]
+            for column, value in ((ratio, result.estimate[k]), (low, result.low[k]), (high, result.high[k])):
+                frame.at[contrast.row, column] = math.exp(value)
+            flag = result.significant[k] if claim else False
+            if claim:
+                frame.at[contrast.row, p_value] = result.p_adjusted[k]
+            if flag is False and claim:
+                needed = design.repeats_needed(result.estimate[k], result.se[k], sweep.rounds, result.critical)
+                frame.at[contrast.row, "repeats_needed"] = needed
+            if contrast.table == "summary":
+                summary.at[contrast.row, "significant"] = flag
+                summary.at[contrast.row, "inactive"] = not claim
+            else:
+                effects.at[contrast.row, "effect"] = _effect_word(flag, result.estimate[k], claim, sweep)
+    for contrast in contrasts:  # an inactive axis is inactive, whether or not its strata ran
+        if contrast.table == "effects" and not contrast.claim:
+            effects.at[contrast.row, "effect"] = INACTIVE_EFFECT
+
+
+def _effect_word(flag: bool | None, estimate: float, claim: bool, sweep: Sweep) -> str:
+    if not claim:
+        return INACTIVE_EFFECT
+    if flag is None:
+        return sweep.why_no_interval()
+    if not flag:
+        return "none: not significant"
+    return "faster" if estimate > 0 else "slower"
+
+
+OVERALL = "all (geometric mean)"  # effects.csv's held_fixed value for an axis's effect over all strata
+INACTIVE_EFFECT = "none: inactive without an accelerator"
+
+
+def axis_effects(sweep: Sweep, base: dict[str, str]) -> tuple[pd.DataFrame, list[Contrast]]:
+    """Each axis's effect with every other axis held fixed: per stratum (one combination of the other
+    axes) the contrast of each level against the baseline level, then per level the average of those
+    contrasts over the strata where both ran (a geometric mean of ratios). Returns the table's rows,
+    numbers still to fill, and the contrast each row states."""
+    summary, axes = sweep.summary, sweep.axes
+    records, contrasts = [], []
+    for axis in axes:
+        others = [a for a in axes if a != axis]
+        reference = base[axis]
+        claim = axis not in sweep.inactive
+        strata = summary[others].drop_duplicates().to_dict("records") if others else [{}]
+        for level in sorted(set(summary[axis]) - {reference}, key=_level_key):
+            usable = []
+            for stratum in strata:
+                treated = sweep.config({**stratum, axis: level}, ran=False)
+                control = sweep.config({**stratum, axis: reference}, ran=False)
+                if treated is None or control is None:  # not in the grid (a search, a partial grid)
+                    continue
+                ran = summary.at[treated, "n"] and summary.at[control, "n"]
+                weights = sweep.difference(treated, control) if ran else None
+                contrasts.append(Contrast("effects", len(records), weights, claim))
+                label = ", ".join(f"{a}={v}" for a, v in stratum.items()) or "(none)"
+                records.append({"axis": axis, "level": level, "reference": reference, "held_fixed": label})
+                if weights is not None:
+                    usable.append(weights)
+            overall = np.mean(usable, axis=0) if usable else None
+            contrasts.append(Contrast("effects", len(records), overall, claim))
+            records.append({"axis": axis, "level": level, "reference": reference, "held_fixed": OVERALL})
+    effects = pd.DataFrame(records, columns=["axis", "level", "reference", "held_fixed"])
+    return effects, contrasts
+
+
+def _accelerator_note(inactive: list[str]) -> str:
     """CPU-only honesty: pin_memory and non_blocking cannot act without an accelerator."""
-    inactive = [axis for axis in axes if axis in ACCELERATOR_ONLY_AXES]
-    on_cpu = "device" not in rows or not rows["device"].astype(str).str.startswith("cuda").any()
-    if inactive and on_cpu:
+    if inactive:
         return f"{' and '.join(inactive)} inactive: no accelerator, so any difference is noise"
     return ""
 
@@ -236,72 +413,6 @@ def _shared_note(rows: pd.DataFrame) -> str:
         return ""
     shared = int(rows["shared_device"].map(norm).eq("true").sum())
     return f"{shared} job(s) shared their device with another job: rerun them alone" if shared else ""
-
-
-def axis_effects(keyed: pd.DataFrame, axes: list[str], base: dict[str, str]) -> pd.DataFrame:
-    """Each axis's effect with every other axis held fixed: for each stratum (one combination of the
-    other axes) the ratio of median images/s of each level over the baseline level, then per level
-    the median of those ratios, with the envelope of the strata's intervals."""
-    ok = keyed[keyed["status"] == "ok"]
-    on_cpu = "device" not in ok or not ok["device"].astype(str).str.startswith("cuda").any()
-    records = []
-    for axis in axes:
-        others = [f"_{a}" for a in axes if a != axis]
-        reference = base[axis]
-        strata = ok.groupby(others, sort=True) if others else [((), ok)]
-        per_level: dict[str, list[dict]] = {}
-        for stratum, group in strata:
-            stratum = stratum if isinstance(stratum, tuple) else (stratum,)
-            label = ", ".join(f"{a[1:]}={v}" for a, v in zip(others, stratum)) or "(none)"
-            control = group.loc[group[f"_{axis}"] == reference, "images_per_s"].astype(float).to_numpy()
-            for level in sorted(set(group[f"_{axis}"]) - {reference}, key=_level_key):
-                treatment = group.loc[group[f"_{axis}"] == level, "images_per_s"].astype(float).to_numpy()
-                ratio, low, high = _ratio(treatment, control)
-                entry = {
-                    "axis": axis,
-                    "level": level,
-                    "reference": reference,
-                    "held_fixed": label,
-                    "ratio": ratio,
-                    "ci_low": low,
-                    "ci_high": high,
-                }
-                per_level.setdefault(level, []).append(entry)
-                records.append(entry)
-        for level, entries in per_level.items():
-            ratios = [e["ratio"] for e in entries if not math.isnan(e["ratio"])]
-            records.append(
-                {
-                    "axis": axis,
-                    "level": level,
-                    "reference": reference,
-                    "held_fixed": "all (median)",
-                    "ratio": float(np.median(ratios)) if ratios else math.nan,
-                    "ci_low": _envelope([e["ci_low"] for e in entries], min),
-                    "ci_high": _envelope([e["ci_high"] for e in entries], max),
-                }
-            )
-    effects = pd.DataFrame(records, columns=["axis", "level", "reference", "held_fixed", "ratio", "ci_low", "ci_high"])
-    effects["effect"] = [
-        _effect_word(row, on_cpu and row["axis"] in ACCELERATOR_ONLY_AXES) for _, row in effects.iterrows()
-    ]
-    return effects
-
-
-def _envelope(bounds: list[float], pick) -> float:
-    """The outermost bound, or NaN when any stratum has no interval."""
-    return math.nan if any(math.isnan(b) for b in bounds) else pick(bounds)
-
-
-def _effect_word(row: pd.Series, inactive: bool) -> str:
-    if inactive:
-        return "none: inactive without an accelerator"
-    flag = stats.significant(row["ci_low"], row["ci_high"])
-    if flag is None:
-        return "unknown: needs train.repeat >= 2"
-    if not flag:
-        return "none: not significant"
-    return "faster" if row["ratio"] > 1 else "slower"
 
 
 # -------------------------------------------------------------------------------------------- output
@@ -331,7 +442,7 @@ def print_tables(summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFram
     if summary["note"].astype(bool).any():
         console.print(f"note: {summary['note'].iloc[0].strip()}")
     if not effects.empty:
-        overall = effects[effects["held_fixed"] == "all (median)"]
+        overall = effects[effects["held_fixed"] == OVERALL]
         console.print("per-axis effects (ratio of images/s, every other axis held fixed):")
         for _, effect in overall.iterrows():
             console.print(

@@ -19,13 +19,17 @@ from PIL import Image
 
 from pinsweep import plots, report
 from pinsweep.record import read_rows
+from pinsweep.summarize import OVERALL
 
 NAN = math.nan
 EFFECT_COLUMNS = ["axis", "level", "reference", "held_fixed", "ratio", "ci_low", "ci_high", "effect"]
 
 
-def config(levels, ips, ci, speedup, speedup_ci, significant, efficiency, wait, verdict, n=3, n_failed=0) -> dict:
-    """One summary row as summarize() writes it; intervals are (low, high) or None; baseline: significant "base"."""
+def config(
+    levels, ips, ci, speedup, speedup_ci, significant, efficiency, wait, verdict, n=3, n_failed=0, best=None
+) -> dict:
+    """One summary row as summarize() writes it; intervals are (low, high) or None; baseline: significant "base";
+    best: could_be_fastest."""
     ci, speedup_ci = ci or (NAN, NAN), speedup_ci or (NAN, NAN)
     return {
         **levels,
@@ -33,6 +37,7 @@ def config(levels, ips, ci, speedup, speedup_ci, significant, efficiency, wait, 
         "n": n,
         "n_failed": n_failed,
         "ips_median": ips,
+        "ips_geomean": ips,
         "ips_ci_low": ci[0],
         "ips_ci_high": ci[1],
         "speedup": speedup,
@@ -44,6 +49,7 @@ def config(levels, ips, ci, speedup, speedup_ci, significant, efficiency, wait, 
         "copy_frac": 0.0,
         "compute_frac": 1.0 - wait,
         "verdict": verdict,
+        "could_be_fastest": best,
         "note": "",
     }
 
@@ -61,26 +67,49 @@ def test_conclusion_names_the_axis_that_matters_and_the_inactive_one():
         [
             config({NW: "0", PM: "false"}, 1000, (950, 1050), 1.0, (0.9, 1.1), "base", 0.50, 0.45, "loader-bound"),
             config({NW: "0", PM: "true"}, 1010, (960, 1060), 1.01, (0.97, 1.05), False, 0.5, 0.44, "loader-bound"),
-            config({NW: "2", PM: "false"}, 1800, (1700, 1900), 1.8, (1.6, 2.0), True, 0.95, 0.02, "compute-bound"),
-            config({NW: "2", PM: "true"}, 1790, (1690, 1890), 1.79, (1.6, 1.98), True, 0.94, 0.02, "compute-bound"),
+            config(
+                {NW: "2", PM: "false"},
+                1800,
+                (1700, 1900),
+                1.8,
+                (1.6, 2.0),
+                True,
+                0.95,
+                0.02,
+                "compute-bound",
+                best=True,
+            ),
+            config(
+                {NW: "2", PM: "true"},
+                1790,
+                (1690, 1890),
+                1.79,
+                (1.6, 1.98),
+                True,
+                0.94,
+                0.02,
+                "compute-bound",
+                best=True,
+            ),
         ]
     )
     effects = effects_of(
         [
             (NW, "2", "0", "loader.pin_memory=false", 1.80, 1.60, 2.00, "faster"),
             (NW, "2", "0", "loader.pin_memory=true", 1.77, 1.62, 1.95, "faster"),
-            (NW, "2", "0", "all (median)", 1.78, 1.60, 2.00, "faster"),
+            (NW, "2", "0", OVERALL, 1.78, 1.60, 2.00, "faster"),
             (PM, "true", "false", "loader.num_workers=0", 1.01, 0.97, 1.05, INACTIVE),
             (PM, "true", "false", "loader.num_workers=2", 0.99, 0.96, 1.03, INACTIVE),
-            (PM, "true", "false", "all (median)", 1.00, 0.96, 1.05, INACTIVE),
+            (PM, "true", "false", OVERALL, 1.00, 0.96, 1.05, INACTIVE),
         ]
     )
     assert report.conclusion(summary, effects) == [
         "num_workers is what matters here: 0 -> 2 is 1.78x [1.60, 2.00].",
         "pin_memory changes nothing on this machine: it is inactive without an accelerator, so the measured "
         "false -> true ratio, 1.00x [0.96, 1.05], is noise or drift.",
-        "Fastest: num_workers=2, pin_memory=false at 1800 [1700, 1900] images/s, 1.80x [1.60, 2.00] the baseline "
-        "(num_workers=0, pin_memory=false).",
+        # pin_memory cannot act on a CPU: never part of a finding, though a pin_memory=true config is a contender
+        "Fastest: num_workers=2 at 1800 [1700, 1900] images/s, 1.80x [1.60, 2.00] the baseline (num_workers=0).",
+        "No other config can be the fastest at 95% confidence: num_workers=2 is the fastest here.",
         "It reaches 95% of the compute-only ceiling and is compute-bound: the model's compute is the limit, so a "
         "faster input pipeline would not help.",
     ]
@@ -99,10 +128,10 @@ def test_conclusion_reports_an_interaction_and_ranks_axes_by_effect_size():
         [
             (NW, "2", "0", "data.pipeline=pil", 1.20, 1.10, 1.30, "faster"),
             (NW, "2", "0", "data.pipeline=tensor", 0.95, 0.90, 1.01, "none: not significant"),
-            (NW, "2", "0", "all (median)", 1.08, 0.90, 1.30, "none: not significant"),
+            (NW, "2", "0", OVERALL, 1.08, 0.90, 1.30, "none: not significant"),
             (PIPE, "tensor", "pil", "loader.num_workers=0", 3.00, 2.80, 3.20, "faster"),
             (PIPE, "tensor", "pil", "loader.num_workers=2", 2.38, 2.20, 2.60, "faster"),
-            (PIPE, "tensor", "pil", "all (median)", 2.69, 2.20, 3.20, "faster"),
+            (PIPE, "tensor", "pil", OVERALL, 2.69, 2.20, 3.20, "faster"),
         ]
     )
     assert report.conclusion(summary, effects) == [
@@ -128,7 +157,7 @@ def test_conclusion_with_one_run_per_config_a_failed_config_and_a_mismeasured_ce
     effects = effects_of(
         [
             (NW, "2", "0", "(none)", 0.6, NAN, NAN, "unknown: needs train.repeat >= 2"),
-            (NW, "2", "0", "all (median)", 0.6, NAN, NAN, "unknown: needs train.repeat >= 2"),
+            (NW, "2", "0", OVERALL, 0.6, NAN, NAN, "unknown: needs train.repeat >= 2"),
         ]
     )
     assert report.conclusion(summary, effects) == [
@@ -159,17 +188,18 @@ def test_conclusion_when_nothing_matters():
         [
             (PM, "true", "false", "loader.persistent_workers=false", 0.99, 0.96, 1.02, "none: not significant"),
             (PM, "true", "false", "loader.persistent_workers=true", 0.99, 0.96, 1.03, "none: not significant"),
-            (PM, "true", "false", "all (median)", 0.99, 0.96, 1.03, "none: not significant"),
+            (PM, "true", "false", OVERALL, 0.99, 0.96, 1.03, "none: not significant"),
             (PW, "true", "false", "loader.pin_memory=false", 1.02, 0.98, 1.05, "none: not significant"),
             (PW, "true", "false", "loader.pin_memory=true", 1.02, 0.70, 1.40, "none: not significant"),
-            (PW, "true", "false", "all (median)", 1.02, 0.70, 1.40, "none: not significant"),
+            (PW, "true", "false", OVERALL, 1.02, 0.70, 1.40, "none: not significant"),
         ]
-    )
+    ).assign(repeats_needed=[NAN, NAN, 40, NAN, NAN, 12])  # as summarize() plans them, for non-findings
     assert report.conclusion(summary, effects) == [
         "No swept setting changes throughput measurably here.",
         "persistent_workers changes nothing measurable at any pin_memory (false -> true is 1.02x [0.70, 1.40]); "
-        "the interval is wide: more repeats (train.repeat) would narrow it.",
-        "pin_memory changes nothing measurable at any persistent_workers (false -> true is 0.99x [0.96, 1.03]).",
+        "about 12 repeats (train.repeat=0,...,11) would resolve a difference of this size.",
+        "pin_memory changes nothing measurable at any persistent_workers (false -> true is 0.99x [0.96, 1.03]); "
+        "a difference this small would need over 30 repeats to resolve: treat it as none.",
         "Fastest: pin_memory=false, persistent_workers=true at 1020 [990, 1050] images/s, 1.02x [0.98, 1.05] the "
         "baseline (pin_memory=false, persistent_workers=false), not significantly different.",
         "It reaches 97% of the compute-only ceiling and is compute-bound: the model's compute is the limit, so a "

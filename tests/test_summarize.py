@@ -11,9 +11,9 @@ from omegaconf import OmegaConf
 
 from pinsweep import summarize as summarize_module
 from pinsweep.record import CONFIG_GROUPS, flatten_config, write_row
-from pinsweep.summarize import SummaryError, find_axes, summarize, verdict
+from pinsweep.summarize import OVERALL, SummaryError, find_axes, summarize, verdict
 
-# images/s of three repeats per (pin_memory, num_workers); medians 102, 200, 101, 202
+# images/s of three repeats (rounds) per (pin_memory, num_workers); medians 102, 200, 101, 202
 GRID_IPS = {
     (False, 0): [100.0, 104.0, 102.0],
     (False, 2): [200.0, 210.0, 190.0],
@@ -63,6 +63,12 @@ def _grid(**extra) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def paired(treatment: tuple, control: tuple) -> float:
+    """The block design's ratio of two configs of the grid: the geometric mean of their per-round ratios."""
+    ratios = [t / c for t, c in zip(GRID_IPS[treatment], GRID_IPS[control])]
+    return math.prod(ratios) ** (1 / len(ratios))
+
+
 def _group(summary: pd.DataFrame, pin: str, workers: str) -> pd.Series:
     match = summary[(summary["loader.pin_memory"] == pin) & (summary["loader.num_workers"] == workers)]
     assert len(match) == 1
@@ -83,7 +89,7 @@ def test_a_new_axis_is_found_with_no_code_change():
     assert summary["loader.prefetch_factor"].tolist() == ["2", "4"]
     # the schema's default (null) was not swept, so the lowest level is the baseline
     assert summary["baseline"].tolist() == [True, False]
-    assert summary["speedup"].tolist() == [1.0, 1.2]
+    assert summary["speedup"].tolist() == pytest.approx([1.0, 1.2])
 
 
 def test_replicate_index_and_environment_are_not_axes():
@@ -128,7 +134,13 @@ def test_group_medians_spread_and_moments():
     assert group["ips_mean"] == pytest.approx(200.0)
     assert group["ips_std"] == pytest.approx(10.0)
     assert (group["ips_min"], group["ips_max"]) == (190.0, 210.0)
-    assert 190.0 <= group["ips_ci_low"] <= 200.0 <= group["ips_ci_high"] <= 210.0
+    # Student's t on log images/s: the geometric mean and an interval that is not just [min, max]
+    logs = [math.log(v) for v in (200.0, 210.0, 190.0)]
+    centre, spread = sum(logs) / 3, pd.Series(logs).std()
+    assert group["ips_geomean"] == pytest.approx(math.exp(centre))
+    assert group["ips_ci_low"] == pytest.approx(math.exp(centre - 4.302653 * spread / math.sqrt(3)), rel=1e-5)
+    assert group["ips_ci_high"] == pytest.approx(math.exp(centre + 4.302653 * spread / math.sqrt(3)), rel=1e-5)
+    assert group["ips_ci_low"] < 190.0 and group["ips_ci_high"] > 210.0  # 3 values: wider than their range
     assert group["test_accuracy"] == 50.0
     assert group["loader_ceiling_ips"] == 5000.0
 
@@ -158,13 +170,17 @@ def test_speedup_against_the_default_baseline():
     summary, _ = summarize(_grid())
     # the schema's defaults: pin_memory=false, num_workers=0
     assert summary["baseline"].tolist() == [True, False, False, False]
-    assert summary["speedup"].tolist() == pytest.approx([1.0, 200 / 102, 101 / 102, 202 / 102])
+    # each config against the baseline within each repeat round, averaged on the log scale
+    base = (False, 0)
+    expected = [1.0, paired((False, 2), base), paired((True, 0), base), paired((True, 2), base)]
+    assert summary["speedup"].tolist() == pytest.approx(expected)
     assert pd.isna(summary.loc[0, "significant"])  # the baseline is not compared with itself
     workers = _group(summary, "false", "2")
     assert workers["significant"] is True
-    assert 190 / 104 <= workers["speedup_ci_low"] <= workers["speedup"] <= workers["speedup_ci_high"] <= 210 / 100
-    pinned = _group(summary, "true", "0")  # 99..103 against 100..104: no real difference
-    assert pinned["significant"] is False
+    assert 1.7 < workers["speedup_ci_low"] < workers["speedup"] < workers["speedup_ci_high"] < 2.3
+    assert workers["speedup_p"] < 0.001
+    pinned = _group(summary, "true", "0")  # 99..103 against 100..104: no real difference (and inactive)
+    assert pinned["significant"] is False and pinned["inactive"]
     assert pinned["speedup_ci_low"] < 1 < pinned["speedup_ci_high"]
 
 
@@ -172,10 +188,10 @@ def test_speedup_against_a_chosen_baseline():
     summary, _ = summarize(_grid(), baseline="loader.num_workers=2")
     assert _group(summary, "false", "2")["baseline"]
     assert summary["baseline"].sum() == 1
-    assert _group(summary, "false", "0")["speedup"] == pytest.approx(102 / 200)
+    assert _group(summary, "false", "0")["speedup"] == pytest.approx(paired((False, 0), (False, 2)))
     summary, _ = summarize(_grid(), baseline="loader.pin_memory=true,loader.num_workers=2")
     assert _group(summary, "true", "2")["baseline"]
-    assert _group(summary, "false", "2")["speedup"] == pytest.approx(200 / 202)
+    assert _group(summary, "false", "2")["speedup"] == pytest.approx(paired((False, 2), (True, 2)))
 
 
 @pytest.mark.parametrize(
@@ -192,10 +208,10 @@ def test_a_baseline_outside_the_sweep_is_refused(baseline, words):
 def test_one_run_per_config_has_no_significance():
     rows = pd.DataFrame([_row(workers=0, ips=100.0), _row(workers=2, ips=150.0, job_num=1)])
     summary, effects = summarize(rows)
-    assert summary["speedup"].tolist() == [1.0, 1.5]
+    assert summary["speedup"].tolist() == pytest.approx([1.0, 1.5])
     assert summary["significant"].isna().all()
     assert summary["speedup_ci_low"].isna().all()
-    overall = effects[effects["held_fixed"] == "all (median)"].iloc[0]
+    overall = effects[effects["held_fixed"] == OVERALL].iloc[0]
     assert overall["effect"] == "unknown: needs train.repeat >= 2"
 
 
@@ -257,7 +273,8 @@ def test_time_fractions_and_efficiency():
 @pytest.mark.parametrize(
     ("ceiling", "wait", "copy", "expected"),
     [
-        (105.0, 0.5, 0.0, "compute-bound"),  # efficiency 0.95: nothing in the input path to gain
+        (105.0, 0.05, 0.0, "compute-bound"),  # efficiency 0.95: nothing in the input path to gain
+        (105.0, 0.5, 0.0, "loader-bound"),  # near its ceiling, yet half the step waits: never compute-bound
         (200.0, 0.3, 0.05, "loader-bound"),
         (200.0, 0.02, 0.3, "copy-bound"),
         (200.0, 0.05, 0.05, "contended"),  # slower than its ceiling, yet no stall: competing for cores
@@ -271,7 +288,8 @@ def test_verdict_of_a_group(ceiling, wait, copy, expected):
 @pytest.mark.parametrize(
     ("efficiency", "wait", "copy", "expected"),
     [
-        (0.9, 0.5, 0.5, "compute-bound"),
+        (0.9, 0.05, 0.05, "compute-bound"),
+        (0.95, 0.18, 0.0, "loader-bound"),  # the verdict cannot contradict the breakdown
         (0.89, 0.1, 0.05, "loader-bound"),
         (0.89, 0.1, 0.1, "loader-bound"),
         (0.5, 0.09, 0.1, "copy-bound"),
@@ -305,29 +323,31 @@ def test_effects_hold_the_other_axes_fixed():
     workers = effects[effects["axis"] == "loader.num_workers"]
     assert set(workers["level"]) == {"2"} and set(workers["reference"]) == {"0"}
     per_stratum = workers.set_index("held_fixed")
-    assert per_stratum.loc["loader.pin_memory=false", "ratio"] == pytest.approx(200 / 102)
-    assert per_stratum.loc["loader.pin_memory=true", "ratio"] == pytest.approx(202 / 101)
-    overall = per_stratum.loc["all (median)"]
-    assert overall["ratio"] == pytest.approx((200 / 102 + 202 / 101) / 2)
-    assert overall["ci_low"] == pytest.approx(per_stratum.iloc[:2]["ci_low"].min())
-    assert overall["ci_high"] == pytest.approx(per_stratum.iloc[:2]["ci_high"].max())
+    at_false, at_true = paired((False, 2), (False, 0)), paired((True, 2), (True, 0))
+    assert per_stratum.loc["loader.pin_memory=false", "ratio"] == pytest.approx(at_false)
+    assert per_stratum.loc["loader.pin_memory=true", "ratio"] == pytest.approx(at_true)
+    overall = per_stratum.loc[OVERALL]
+    assert overall["ratio"] == pytest.approx(math.sqrt(at_false * at_true))
+    # averaging two strata halves the variance: the overall interval is narrower than either stratum's
+    assert per_stratum.iloc[:2]["ci_low"].min() < overall["ci_low"] < overall["ratio"] < overall["ci_high"]
+    assert overall["ci_high"] < per_stratum.iloc[:2]["ci_high"].max()
     assert overall["effect"] == "faster"
 
     pinned = effects[effects["axis"] == "loader.pin_memory"].set_index("held_fixed")
-    assert pinned.loc["loader.num_workers=0", "ratio"] == pytest.approx(101 / 102)
-    assert pinned.loc["loader.num_workers=2", "ratio"] == pytest.approx(202 / 200)
+    assert pinned.loc["loader.num_workers=0", "ratio"] == pytest.approx(paired((True, 0), (False, 0)))
+    assert pinned.loc["loader.num_workers=2", "ratio"] == pytest.approx(paired((True, 2), (False, 2)))
     assert (pinned["effect"] == "none: inactive without an accelerator").all()
-    assert len(effects) == 6  # per axis: two strata and the overall median
+    assert len(effects) == 6  # per axis: two strata and the overall average
 
 
 def test_effects_on_an_accelerator_judge_significance():
     _, effects = summarize(_grid(device="cuda:0"))
-    pinned = effects[(effects["axis"] == "loader.pin_memory") & (effects["held_fixed"] == "all (median)")]
+    pinned = effects[(effects["axis"] == "loader.pin_memory") & (effects["held_fixed"] == OVERALL)]
     assert pinned["effect"].tolist() == ["none: not significant"]
     slower = _grid(device="cuda:0")
     slower.loc[slower["loader.num_workers"] == 2, "images_per_s"] /= 4  # workers now cost a lot
     _, effects = summarize(slower)
-    workers = effects[(effects["axis"] == "loader.num_workers") & (effects["held_fixed"] == "all (median)")]
+    workers = effects[(effects["axis"] == "loader.num_workers") & (effects["held_fixed"] == OVERALL)]
     assert workers["effect"].tolist() == ["slower"]
 
 
@@ -432,6 +452,6 @@ def test_without_the_default_combination_the_first_config_that_ran_is_the_baseli
     # configs sort by axis values in column order (pin_memory, then num_workers): false/2 comes first
     assert summary[["loader.pin_memory", "loader.num_workers"]].values.tolist() == [["false", "2"], ["true", "0"]]
     assert summary["baseline"].tolist() == [True, False]
-    assert summary["speedup"].tolist() == [1.0, 100.0 / 150.0]
+    assert summary["speedup"].tolist() == pytest.approx([1.0, 100.0 / 150.0])
     with pytest.raises(SummaryError, match="no job ran"):
         summarize(rows, baseline="loader.num_workers=0,loader.pin_memory=false")
