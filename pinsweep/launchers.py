@@ -48,7 +48,7 @@ def cpus_per_job(*, _root_: DictConfig) -> int:
 
 
 def register_launchers() -> None:
-    """What conf/hydra/launcher/ needs before Hydra composes the config and scans for plugins."""
+    """What conf/hydra/ needs before Hydra composes the config and scans for plugins."""
     if not OmegaConf.has_resolver(CPUS_RESOLVER):
         OmegaConf.register_new_resolver(CPUS_RESOLVER, cpus_per_job)
     _expose_plugin()
@@ -56,8 +56,9 @@ def register_launchers() -> None:
 
 def _expose_plugin() -> None:
     """Hydra 1.3 finds plugins by listing the `hydra_plugins` namespace's folders; an editable install
-    (`pip install -e .`, setuptools >= 64) imports hydra_plugins/pinsweep_launcher through a hook that
-    such a listing cannot see (hydra issue #3252). Add the checkout's folder to the namespace."""
+    (`pip install -e .`, setuptools >= 64) imports hydra_plugins/pinsweep_launcher and pinsweep_sweeper
+    (the default sweeper, so every sweep needs it) through a hook that such a listing cannot see (hydra
+    issue #3252). Add the checkout's folder to the namespace."""
     folder = Path(__file__).resolve().parent.parent / "hydra_plugins"
     try:
         import hydra_plugins

@@ -1,8 +1,8 @@
 """What a sweep shows while it runs: one line per job (job i of N and its overrides).
 
 The per-step progress bar lives in the training loop (tqdm, silent when stderr is not a terminal,
-as under CI or SLURM). This callback adds the sweep-level line; N is counted the way Hydra's basic
-sweeper expands the grid, or read from an Optuna-style `n_trials`.
+as under CI or SLURM). This callback adds the sweep-level line; N is counted by expanding the grid as the
+sweeper does (hydra/sweeper=pinsweep, or Hydra's basic one), or read from an Optuna-style `n_trials`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,11 @@ from omegaconf import DictConfig
 
 log = logging.getLogger("pinsweep")
 JOB_COUNT_FILE = ".pinsweep-jobs"
+# sweepers that run the whole Cartesian product of the swept values: pinsweep's (the default) and Hydra's
+GRID_SWEEPERS = (
+    "hydra_plugins.pinsweep_sweeper.PinsweepSweeper",
+    "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+)
 
 
 def count_jobs(config: DictConfig) -> int | None:
@@ -23,15 +28,17 @@ def count_jobs(config: DictConfig) -> int | None:
     sweeper = config.hydra.sweeper
     if "n_trials" in sweeper:
         return int(sweeper.n_trials)
-    if "BasicSweeper" not in str(sweeper.get("_target_", "")):
+    if str(sweeper.get("_target_", "")) not in GRID_SWEEPERS:
         return None
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    # imported here: the plugin is found through the hydra_plugins namespace, which
+    # pinsweep.config.register_configs completes (editable installs) before any sweep starts
+    from hydra_plugins.pinsweep_sweeper import sweep_jobs
 
+    # the same grid as the sweeper's: hydra.sweeper.params first, then the command line; the
+    # order of the jobs does not change their number, so this also counts the basic sweeper's
     arguments = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
     arguments += list(config.hydra.overrides.task)
-    overrides = OverridesParser.create().parse_overrides(arguments)
-    return sum(len(batch) for batch in BasicSweeper.split_arguments(overrides, None))
+    return len(sweep_jobs(arguments, shuffle=False))
 
 
 class AnnounceJobs(Callback):

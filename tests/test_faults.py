@@ -71,6 +71,7 @@ def test_one_sweep_survives_an_exception_a_killed_worker_a_timeout_and_oom(tmp_p
             *SMALL_JOB,
             f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
             "+fault=" + ",".join(FAULTS),
+            "hydra.sweeper.shuffle=false",  # job numbers in the order FAULTS lists them
             f"hydra.sweep.dir={sweep_dir}",
         ),
         cwd=tmp_path,
@@ -173,7 +174,14 @@ def test_a_killed_sweep_keeps_its_finished_rows_and_a_rerun_completes_only_the_r
 def test_resume_reruns_the_failed_job_and_skips_the_finished_one(tmp_path):
     sweep_dir = tmp_path / "sweep"
     first = subprocess.run(
-        _pinsweep("-m", *SMALL_JOB, "isolate=false", "train.inject_fault=null,raise", f"hydra.sweep.dir={sweep_dir}"),
+        _pinsweep(
+            "-m",
+            *SMALL_JOB,
+            "isolate=false",
+            "train.inject_fault=null,raise",
+            "hydra.sweeper.shuffle=false",
+            f"hydra.sweep.dir={sweep_dir}",
+        ),
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -61,6 +61,7 @@ def test_a_failing_job_is_recorded_and_the_sweep_completes(run_pinsweep, tiny_jo
         *tiny_job,
         "train.epochs=1",
         "train.inject_fault=raise,null",  # the failing job first: the one after it must still run
+        "hydra.sweeper.shuffle=false",
         f"hydra.sweep.dir={sweep_dir}",
         cwd=tmp_path,
     )

@@ -1,0 +1,68 @@
+"""hydra/sweeper=pinsweep (the default, conf/config.yaml): Hydra's basic sweeper, jobs in rounds of train.repeat.
+
+    python -m pinsweep -m loader.pin_memory=true,false train.repeat=0,1,2 loader.num_workers=0,2
+
+Hydra's basic sweeper runs the Cartesian product of the swept values with the first axis typed
+varying slowest, so the line above would run the three repeats of each config back to back, and
+drift of the machine would land on whichever config ran during it. This sweeper takes the same
+product and runs it as a randomized block design (pinsweep/order.py): every value of train.repeat is
+a round that runs each config once, in a seeded random order that differs between rounds, whatever
+order the axes were typed in. `hydra.sweeper.shuffle=false` keeps the product order within a round;
+`hydra.sweeper.seed` picks the order, which is the same for the same overrides and seed, so that
+`python -m pinsweep.resume` finds each finished job at its job number. Everything else (parsing,
+hydra.sweeper.params, max_batch_size, multirun.yaml, launching) is the basic sweeper's own.
+Hydra accepts sweeper classes only from the `hydra_plugins` package, hence this module's place.
+"""
+
+# no `from __future__ import annotations`: Hydra's plugin scan runs this module outside sys.modules,
+# where dataclasses cannot resolve annotations given as strings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
+from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+
+from pinsweep.order import pinsweep_order
+
+
+@dataclass
+class PinsweepSweeperConf(BasicSweeperConf):
+    # max_batch_size (jobs handed to the launcher at once) and params (axes swept besides the command
+    # line's, as in conf/experiment/quick.yaml) are the basic sweeper's
+    _target_: str = "hydra_plugins.pinsweep_sweeper.PinsweepSweeper"
+    seed: int = 0  # draws the order of the configs within each round; keep it to resume a sweep
+    shuffle: bool = True  # false: within a round, the product order of the axes as typed
+
+
+# stored where Hydra imports its plugins, before it composes any config (as its own sweepers do)
+ConfigStore.instance().store(group="hydra/sweeper", name="pinsweep", node=PinsweepSweeperConf, provider="pinsweep")
+
+
+class PinsweepSweeper(BasicSweeper):
+    def __init__(
+        self,
+        max_batch_size: int | None = None,
+        params: dict[str, str] | None = None,
+        seed: int = 0,
+        shuffle: bool = True,
+    ) -> None:
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        self.seed = seed
+        self.shuffle = shuffle
+
+    # BasicSweeper.sweep builds its job batches by calling this (a static method there) through self;
+    # an instance method here, because the order depends on this sweeper's seed and shuffle
+    def split_arguments(self, overrides: list[Override], max_batch_size: int | None) -> list[list[list[str]]]:
+        (product,) = BasicSweeper.split_arguments(overrides, None)
+        ordered = pinsweep_order(product, seed=self.seed, shuffle=self.shuffle)
+        return list(self.split_overrides_to_chunks(ordered, max_batch_size))
+
+
+def sweep_jobs(arguments: Sequence[str], seed: int = 0, shuffle: bool = True) -> list[list[str]]:
+    """The jobs, in run order, that this sweeper makes of `arguments` (hydra.sweeper.params as
+    `key=value` first, then the command line's task overrides), each a list of its overrides."""
+    overrides = OverridesParser.create().parse_overrides(list(arguments))
+    batches = PinsweepSweeper(seed=seed, shuffle=shuffle).split_arguments(overrides, None)
+    return [job for batch in batches for job in batch]
