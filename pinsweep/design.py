@@ -227,3 +227,10 @@ def mean_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float,
 
     half = scipy_stats.t.ppf(0.5 + confidence / 2, len(logs) - 1) * logs.std(ddof=1) / math.sqrt(len(logs))
     return math.exp(centre), math.exp(centre - half), math.exp(centre + half)
+
+
+def paired_ratio(treatment, control, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """Ratio of two arms run in interleaved rounds (treatment[i] and control[i] in round i): the
+    geometric mean of the per-round ratios with Student's t interval; NaN interval below 2 rounds."""
+    ratios = np.asarray(treatment, dtype=float) / np.asarray(control, dtype=float)
+    return mean_interval(ratios, confidence)
