@@ -455,3 +455,32 @@ def test_without_the_default_combination_the_first_config_that_ran_is_the_baseli
     assert summary["speedup"].tolist() == pytest.approx([1.0, 100.0 / 150.0])
     with pytest.raises(SummaryError, match="no job ran"):
         summarize(rows, baseline="loader.num_workers=0,loader.pin_memory=false")
+
+
+def test_when_the_default_config_fails_in_every_repeat_the_first_config_that_ran_is_the_baseline():
+    rows = _grid()
+    default = (rows["loader.pin_memory"] == False) & (rows["loader.num_workers"] == 0)  # noqa: E712
+    rows.loc[default, "status"] = "oom"
+    rows.loc[default, "images_per_s"] = math.nan
+    summary, effects = summarize(rows)
+    assert _group(summary, "false", "0")["n"] == 0 and not _group(summary, "false", "0")["baseline"]
+    base = _group(summary, "false", "2")  # the first config, in axis order, with ok rows
+    assert base["baseline"] and base["speedup"] == 1.0
+    assert _group(summary, "true", "2")["speedup"] == pytest.approx(paired((True, 2), (False, 2)))
+    assert _group(summary, "true", "0")["significant"] is True  # 0 workers: half as fast, every round
+    assert "baseline loader.pin_memory=false,loader.num_workers=0 failed in every repeat" in summary.loc[0, "note"]
+    # effects rest on the strata that ran: num_workers only where pin_memory=true has both levels
+    workers = effects[effects["axis"] == "loader.num_workers"].set_index("held_fixed")
+    assert workers.loc["loader.pin_memory=true", "ratio"] == pytest.approx(paired((True, 0), (True, 2)))
+    assert math.isnan(workers.loc["loader.pin_memory=false", "ratio"])
+    assert workers.loc[OVERALL, "effect"] == "slower"
+
+
+def test_an_axis_level_with_no_stratum_that_ran_says_why():
+    rows = _grid(device="cuda:0")
+    rows.loc[rows["loader.num_workers"] == 2, "status"] = "failed"
+    _, effects = summarize(rows)
+    overall = effects[(effects["axis"] == "loader.num_workers") & (effects["held_fixed"] == OVERALL)].iloc[0]
+    assert overall["effect"] == "unknown: no stratum ran both levels"
+    one_round = summarize(_grid(device="cuda:0").query("`train.repeat` == 0"))[1]
+    assert set(one_round["effect"]) == {"unknown: needs train.repeat >= 2"}
