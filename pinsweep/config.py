@@ -62,12 +62,14 @@ class TrainConfig:
     evaluate: bool = True  # measure test accuracy after training (timed separately)
     train_accuracy_pass: bool = False  # notebook protocol: a train-accuracy pass inside each timed epoch
     mode: str = "epochs"  # epochs: full epochs | adaptive: time steps until the CI target is met
-    warmup_steps: Optional[int] = None  # excluded from steady state; null = first epoch if epochs > 1
+    warmup_steps: Optional[int] = None  # excluded from steady state; null = first epoch if epochs > 1, else 3
     max_steps_per_epoch: Optional[int] = None  # cut each epoch short (quick runs); null = whole split
     target_ci: float = 0.02  # adaptive: stop when the 95% CI half-width of mean step time is below this
     budget_s: float = 60.0  # adaptive: stop after this many seconds of timed steps regardless
-    min_steps: int = 30  # adaptive: never stop before this many timed steps
-    ceiling_steps: int = 20  # steps for each of the compute-only and loader-only ceilings; 0 = skip
+    min_steps: int = 100  # adaptive: never stop before this many timed steps (fewer: the CI undercovers)
+    ceiling_steps: int = 20  # minimum steps of each of the compute-only and loader-only ceilings; 0 = skip
+    ceiling_target_ci: float = 0.02  # each ceiling runs until the 95% CI half-width of its mean step is below this
+    ceiling_budget_s: float = 2.0  # ... or until it has run this many seconds (noisy CPUs; a GPU needs far less)
     amp: bool = False  # autocast (float16 on CUDA with a grad scaler, bfloat16 on CPU)
     channels_last: bool = False  # NHWC memory format for model and batches
     repeat: int = 0  # replicate index: sweep it (train.repeat=0,1,2) for repeats; not a config axis
@@ -128,12 +130,30 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"train.inject_fault={train.inject_fault}: choose one of {', '.join(FAULTS)} or null")
     if train.inject_fault == "kill_worker" and loader.num_workers == 0:
         raise ConfigError("train.inject_fault=kill_worker needs a worker to kill: set loader.num_workers >= 1")
-    if not 0 < train.target_ci < 1:
-        raise ConfigError(f"train.target_ci={train.target_ci}: a relative half-width in (0, 1), e.g. 0.02")
+    _validate_train(train)
     for size_key in ("train_size", "test_size"):
         size = data[size_key]
         if size is not None and size < 1:
             raise ConfigError(f"data.{size_key}={size}: must be >= 1 or null")
+
+
+def _validate_train(train: Any) -> None:
+    """The measurement protocol's ranges; a warm-up longer than the run is caught once the run's
+    length is known (pinsweep.train.warmup_steps)."""
+    if train.warmup_steps is not None and train.warmup_steps < 0:
+        raise ConfigError(f"train.warmup_steps={train.warmup_steps}: must be >= 0, or null for the default")
+    if train.max_steps_per_epoch is not None and train.max_steps_per_epoch < 1:
+        raise ConfigError(f"train.max_steps_per_epoch={train.max_steps_per_epoch}: must be >= 1, or null")
+    for key in ("target_ci", "ceiling_target_ci"):
+        if not 0 < train[key] < 1:
+            raise ConfigError(f"train.{key}={train[key]}: a relative half-width in (0, 1), e.g. 0.02")
+    for key in ("budget_s", "ceiling_budget_s"):
+        if not train[key] > 0:
+            raise ConfigError(f"train.{key}={train[key]}: must be > 0 seconds")
+    if train.min_steps < 1:
+        raise ConfigError(f"train.min_steps={train.min_steps}: must be >= 1, e.g. 100")
+    if train.ceiling_steps < 0:
+        raise ConfigError(f"train.ceiling_steps={train.ceiling_steps}: must be >= 0 (0 skips the ceilings)")
 
 
 def register_configs() -> None:

@@ -1,9 +1,24 @@
-"""Statistics on timing samples: robust summaries, confidence intervals, A/B ratios.
+"""Statistics of one job's timing samples; comparisons across jobs and repeats are pinsweep/design.py.
 
-Confidence intervals of a summary across repeats come from scipy's bootstrap (percentile method,
-fixed seed, so the same rows give the same table). The precision of one job's mean step time comes
-from batch means: consecutive steps are correlated (workers deliver batches in bursts), so the
-interval is computed over means of blocks of steps, which are close to independent.
+The precision of one job's mean step time (`mean_ci_rel`: adaptive stopping, the ceilings,
+`step_ci_rel`) must hold on autocorrelated steps: prefetching workers deliver batches in bursts, so
+a slow step tends to follow a slow step, and an interval that treats steps as independent (or
+averages them in short blocks) is far too narrow. The estimator is a lugsail overlapping batch
+means (Vats & Flegal, 2022): batches of b = floor(sqrt(n)) consecutive steps, every start position
+(overlapping: a steadier estimate than disjoint batches from the same steps), variance
+2 * OBM(b) - OBM(b // 3), which cancels most of the downward bias that batches only a few
+correlation times long still have; never below OBM(b) itself. Student's t with 1.5 * (n / b - 1)
+degrees of freedom (Meketon & Schmeiser's for overlapping batches).
+
+Chosen by measuring (`tests/test_precision.py` runs the same simulation, smaller): AR(1) step
+times, phi 0.8, 10% CV, stopped by the trainer's own rule (`timing.StopRule`: target 2%, at least
+100 steps, checks at step counts 10% apart), 1000 seeded runs; coverage of the true mean by the
+final 95% interval: this estimator 95.2% (median stop at 1037 steps); disjoint lugsail batch means
+92.8%; disjoint batch means of sqrt(n) steps 90.3%; Sokal's integrated autocorrelation time with his
+automatic window (c = 5) 85.1%, as at small n it can see no correlation and stop at once; the former
+fixed blocks of 5 steps 75.5%. It holds 94.6% on iid steps, 94.9% at phi 0.9 and 93.3% at phi 0.95.
+Its weak spot is a short run: at phi 0.8 with 5% CV the target is met after ~200 steps, and coverage
+is 91.3% with at least 100 steps but 86.1% with at least 30, hence `train.min_steps=100`.
 """
 
 from __future__ import annotations
@@ -13,8 +28,6 @@ import math
 import numpy as np
 
 CONFIDENCE = 0.95
-BOOTSTRAP_RESAMPLES = 2000
-BOOTSTRAP_SEED = 0
 
 
 def iqr(values) -> float:
@@ -23,71 +36,27 @@ def iqr(values) -> float:
     return float(q3 - q1)
 
 
-def block_means(samples, block: int) -> np.ndarray:
-    """Means of consecutive, non-overlapping blocks of `block` samples (a partial tail is dropped)."""
+def _overlapping_batch_variance(samples: np.ndarray, batch: int) -> float:
+    """n times the variance of the mean, estimated from the means of every run of `batch` steps."""
+    n = len(samples)
+    sums = np.concatenate(([0.0], np.cumsum(samples)))
+    means = (sums[batch:] - sums[:-batch]) / batch
+    return float(n * batch / ((n - batch) * (n - batch + 1)) * np.sum((means - samples.mean()) ** 2))
+
+
+def mean_ci_rel(samples) -> float:
+    """Relative 95% CI half-width of the mean of autocorrelated samples (lugsail overlapping batch
+    means, see the module docstring); inf when there are too few samples (n / b < 2) or the mean is
+    not positive."""
     samples = np.asarray(samples, dtype=float)
-    count = len(samples) // block
-    return samples[: count * block].reshape(count, block).mean(axis=1)
-
-
-def mean_ci_halfwidth(samples, block: int = 1) -> float:
-    """Relative 95% CI half-width of the mean, by Student's t over block means; inf if < 2 blocks."""
-    means = block_means(samples, max(1, block))
-    if len(means) < 2 or means.mean() == 0:
+    n = len(samples)
+    batch = max(1, math.isqrt(n))
+    mean = samples.mean() if n else 0.0
+    if n < 2 * batch or n < 4 or mean <= 0:
         return math.inf
-    sem = means.std(ddof=1) / math.sqrt(len(means))
-    from scipy import stats as scipy_stats  # lazy: scipy costs ~0.8 s of every job's start-up
+    variance = _overlapping_batch_variance(samples, batch)
+    lugsail = 2 * variance - _overlapping_batch_variance(samples, max(1, batch // 3))
+    from scipy import stats as scipy_stats  # lazy: callers that time steps import it before the clock starts
 
-    t = scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, df=len(means) - 1)
-    return float(t * sem / means.mean())
-
-
-def median_ci(values) -> tuple[float, float]:
-    """Bootstrap 95% CI of the median; NaNs when fewer than 2 values (no spread to resample)."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return math.nan, math.nan
-    if np.all(values == values[0]):
-        return float(values[0]), float(values[0])
-    from scipy import stats as scipy_stats
-
-    result = scipy_stats.bootstrap(
-        (values,),
-        np.median,
-        confidence_level=CONFIDENCE,
-        n_resamples=BOOTSTRAP_RESAMPLES,
-        method="percentile",
-        rng=np.random.default_rng(BOOTSTRAP_SEED),
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
-
-
-def ratio_of_medians(treatment, control) -> tuple[float, float, float]:
-    """median(treatment) / median(control) with a bootstrap 95% CI (groups resampled independently).
-
-    The CI is NaN when either group has fewer than 2 values: one run per arm cannot tell a real
-    difference from run-to-run noise, which is the notebook's mistake this tool exists to avoid.
-    """
-    treatment = np.asarray(treatment, dtype=float)
-    control = np.asarray(control, dtype=float)
-    ratio = float(np.median(treatment) / np.median(control))
-    if len(treatment) < 2 or len(control) < 2:
-        return ratio, math.nan, math.nan
-    from scipy import stats as scipy_stats
-
-    result = scipy_stats.bootstrap(
-        (treatment, control),
-        lambda t, c, axis=-1: np.median(t, axis=axis) / np.median(c, axis=axis),
-        confidence_level=CONFIDENCE,
-        n_resamples=BOOTSTRAP_RESAMPLES,
-        method="percentile",
-        rng=np.random.default_rng(BOOTSTRAP_SEED),
-    )
-    return ratio, float(result.confidence_interval.low), float(result.confidence_interval.high)
-
-
-def significant(low: float, high: float) -> bool | None:
-    """Whether a ratio's CI excludes 1; None when there is no CI."""
-    if math.isnan(low) or math.isnan(high):
-        return None
-    return bool(low > 1.0 or high < 1.0)
+    t = scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, df=1.5 * (n / batch - 1))
+    return float(t * math.sqrt(max(lugsail, variance) / n) / mean)

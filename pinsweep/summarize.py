@@ -438,7 +438,10 @@ def print_tables(summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFram
         table.add_row(*map(str, row), style=None if status.endswith(" ok") and "," not in status else "red")
     console.print(table)
     if axes:
-        console.print("speedup: over the baseline config; efficiency: images/s over the compute-only ceiling")
+        console.print(
+            "speedup: over the baseline config, compared within repeat rounds; intervals are simultaneous over "
+            "every comparison (95% for all at once); efficiency: images/s over the compute-only ceiling"
+        )
     if summary["note"].astype(bool).any():
         console.print(f"note: {summary['note'].iloc[0].strip()}")
     if not effects.empty:
@@ -446,7 +449,7 @@ def print_tables(summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFram
         console.print("per-axis effects (ratio of images/s, every other axis held fixed):")
         for _, effect in overall.iterrows():
             console.print(
-                f"  {effect['axis']}: {effect['reference']} -> {effect['level']}: x{_fmt(effect['ratio'])} "
+                f"  {effect['axis']}: {effect['reference']} -> {effect['level']}: {_fmt(effect['ratio'])}x "
                 f"[{_fmt(effect['ci_low'])}, {_fmt(effect['ci_high'])}]  {effect['effect']}"
             )
     failed = rows[rows["status"] != "ok"]

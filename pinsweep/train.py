@@ -19,7 +19,9 @@ import signal
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +36,10 @@ from pinsweep.config import ConfigError, validate
 from pinsweep.data import build_datasets, build_input, to_float_images
 from pinsweep.model import build_model
 from pinsweep.record import device_environment
-from pinsweep.timing import StepTimer, synchronize
+from pinsweep.timing import StepTimer, StepTimes, StopRule, synchronize
 
 log = logging.getLogger(__name__)
 
-# adaptive mode: step times are averaged in blocks of this many steps before the CI is computed,
-# because consecutive steps are correlated (workers hand over batches in bursts)
-ADAPTIVE_BLOCK = 5
-ADAPTIVE_CHECK_EVERY = 10
 DEFAULT_WARMUP_STEPS = 3
 
 
@@ -66,6 +64,8 @@ def resolve_device(name: str) -> torch.device:
             )
     elif device.type != "cpu":
         raise ConfigError(f"train.device={name}: use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and device.index is None:  # a CUDA device by number, as set_device needs
+        device = torch.device("cuda", torch.cuda.current_device())
     return device
 
 
@@ -157,13 +157,21 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.amp and device.type == "cuda")
 
-    def to_device(self, images: torch.Tensor, labels: torch.Tensor):
-        images = images.to(self.device, non_blocking=self.non_blocking)
-        labels = labels.to(self.device, non_blocking=self.non_blocking)
-        return to_float_images(images).contiguous(memory_format=self.memory_format), labels
+    def to_device(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The host-to-device copy and nothing else: exactly what the step timer calls copy."""
+        return (
+            images.to(self.device, non_blocking=self.non_blocking),
+            labels.to(self.device, non_blocking=self.non_blocking),
+        )
+
+    def as_input(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 batches become ToTensor's floats in the configured memory format, on the device: compute,
+        not copy (on the CPU, timing it as copy would blame a copy that pinning cannot speed up)."""
+        return to_float_images(images).contiguous(memory_format=self.memory_format)
 
     def step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         self.model.train()
+        images = self.as_input(images)
         with self.autocast():
             loss = F.cross_entropy(self.model(images), labels)
         self.optimizer.zero_grad(set_to_none=True)
@@ -180,7 +188,7 @@ class Trainer:
         for images, labels in batches:
             images, labels = self.to_device(images, labels)
             with self.autocast():
-                correct += (self.model(images).argmax(dim=1) == labels).sum()
+                correct += (self.model(self.as_input(images)).argmax(dim=1) == labels).sum()
             seen += len(labels)
         return 100.0 * correct.item() / max(seen, 1)
 
@@ -203,31 +211,69 @@ def inject_fault(fault: str | None, step: int, batches: Any) -> None:
         time.sleep(0.5)  # let the loader notice the dead worker on the next fetch
 
 
-def warmup_steps(train_cfg: Any, steps_per_epoch: int) -> int:
-    if train_cfg.warmup_steps is not None:
-        return train_cfg.warmup_steps
-    if train_cfg.mode == "epochs" and train_cfg.epochs > 1:
-        return steps_per_epoch
-    return DEFAULT_WARMUP_STEPS
+def steps_per_epoch(train_input: Any, train_cfg: Any, loader_cfg: Any) -> int:
+    steps = len(train_input)
+    if steps == 0:
+        raise ConfigError(
+            f"the train split gives no batch with loader.batch_size={loader_cfg.batch_size} and loader.drop_last="
+            f"{str(loader_cfg.drop_last).lower()}: lower loader.batch_size or set loader.drop_last=false"
+        )
+    return min(steps, train_cfg.max_steps_per_epoch or steps)
 
 
-def train(trainer: Trainer, train_input: Any, cfg: Any) -> dict[str, Any]:
-    """Timed training. Epoch times are wall clock with the device synced at each epoch boundary;
-    the steady-state window starts after the warm-up steps and ends at the last step, synced."""
+def warmup_steps(train_cfg: Any, epoch_steps: int) -> int:
+    """Steps left out of the steady state: as configured; else the first epoch when there are several."""
+    if train_cfg.warmup_steps is None:
+        if train_cfg.mode == "epochs" and train_cfg.epochs > 1:
+            return epoch_steps
+        return DEFAULT_WARMUP_STEPS
+    total = train_cfg.epochs * epoch_steps
+    if train_cfg.mode == "epochs" and train_cfg.warmup_steps >= total:
+        raise ConfigError(
+            f"train.warmup_steps={train_cfg.warmup_steps} leaves no timed step of this run's {total} "
+            f"({train_cfg.epochs} epochs x {epoch_steps}): set it below {total} or raise train.epochs"
+        )
+    return train_cfg.warmup_steps
+
+
+def start_window(device: torch.device, timer: StepTimer) -> float:
+    """Start the steady-state window on an empty device queue; returns its host start time."""
+    synchronize(device)
+    start = time.perf_counter()
+    timer.resume()  # the window's first stall counts from here, not from the warm-up's last step
+    return start
+
+
+def stop_workers(loader: Any) -> None:
+    """Shut a DataLoader's persistent workers down now. They outlive each epoch on purpose, and when
+    training stops mid-epoch (adaptive mode) they go on prefetching the rest of it: beside the
+    ceilings that are timed next they would compete for the same cores, and restarting them with
+    `iter()` makes them prefetch again. (Non-persistent workers end with their iterator.) `_iterator`
+    is the DataLoader's own handle on them; the next `iter()` makes a fresh one."""
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is not None:
+        iterator._shutdown_workers()
+        loader._iterator = None
+
+
+def train(trainer: Trainer, train_input: Any, cfg: Any) -> tuple[dict[str, Any], tuple[torch.Tensor, ...] | None]:
+    """Timed training: the row's training metrics, and the last batch training moved to the device.
+
+    Epoch times are wall clock with the device synced at each epoch boundary. The steady-state window
+    runs from the end of the warm-up to the end of the last step (after the last epoch's
+    train-accuracy pass, if any), synced at both ends. When this returns, no worker of the training
+    loader is running."""
     train_cfg, device = cfg.train, trainer.device
-    steps_per_epoch = len(train_input)
-    if train_cfg.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, train_cfg.max_steps_per_epoch)
-    warmup = warmup_steps(train_cfg, steps_per_epoch)
+    epoch_steps = steps_per_epoch(train_input, train_cfg, cfg.loader)
+    warmup = warmup_steps(train_cfg, epoch_steps)
     adaptive = train_cfg.mode == "adaptive"
+    rule = StopRule(train_cfg.target_ci, train_cfg.min_steps, train_cfg.budget_s) if adaptive else None
     timer = StepTimer(device)
     epoch_s, first_batch_s, step_images = [], [], []
-    steady_start = None
-    loss = torch.zeros(())
-    ci_reached, stop = math.inf, False
+    loss, batch = torch.zeros(()), None
     # images/s while it runs; tqdm stays silent when stderr is not a terminal (CI, SLURM logs)
     progress = tqdm(
-        total=None if adaptive else train_cfg.epochs * steps_per_epoch * cfg.loader.batch_size,
+        total=None if adaptive else train_cfg.epochs * epoch_steps * cfg.loader.batch_size,
         unit="img",
         unit_scale=True,
         disable=None,
@@ -235,16 +281,17 @@ def train(trainer: Trainer, train_input: Any, cfg: Any) -> dict[str, Any]:
         desc="train",
     )
     run_start = time.perf_counter()
+    timer.resume()
+    steady_start = start_window(device, timer) if warmup == 0 else None
+    window_end = math.nan
 
-    epoch = 0
-    while not stop:
-        if not adaptive and epoch == train_cfg.epochs:
-            break
+    epoch, stop = 0, False
+    while not stop and (adaptive or epoch < train_cfg.epochs):
         synchronize(device)
         epoch_start = time.perf_counter()
         timer.wait_started()  # the first wait of an epoch includes iter(): worker start-up
         batches = iter(train_input)
-        for step_in_epoch in range(steps_per_epoch):
+        for step_in_epoch in range(epoch_steps):
             if step_in_epoch:
                 timer.wait_started()
             try:
@@ -252,107 +299,179 @@ def train(trainer: Trainer, train_input: Any, cfg: Any) -> dict[str, Any]:
             except StopIteration:
                 break
             timer.batch_ready()
-            step_images.append(len(labels))
             if step_in_epoch == 0:
-                first_batch_s.append(timer.wait_s[-1])
-            images, labels = trainer.to_device(images, labels)
+                first_batch_s.append(timer.host_wait)
+            step_images.append(len(labels))
+            batch = trainer.to_device(images, labels)
             timer.copied()
-            loss = trainer.step(images, labels)
+            loss = trainer.step(*batch)
             timer.computed()
             progress.update(len(labels))
             inject_fault(train_cfg.inject_fault, len(timer) - 1, batches)
 
             if len(timer) == warmup:
-                synchronize(device)  # once: the steady-state window starts with an empty queue
-                steady_start = time.perf_counter()
-            if adaptive and steady_start is not None and len(timer) % ADAPTIVE_CHECK_EVERY == 0:
-                done = timer.completed()  # read only finished steps: no sync inside the loop
-                window = timer.times(done).step_s[warmup:]
-                ci_reached = stats.mean_ci_halfwidth(window, ADAPTIVE_BLOCK)
-                enough = len(window) >= train_cfg.min_steps and ci_reached <= train_cfg.target_ci
-                if enough or time.perf_counter() - steady_start >= train_cfg.budget_s:
-                    stop = True
+                steady_start = start_window(device, timer)
+            elif adaptive and steady_start is not None:
+                # the budget every step (one clock read); the CI only when due (see StopRule)
+                stop = rule.out_of_time(time.perf_counter() - steady_start) or (
+                    rule.due(len(timer) - warmup) and rule.precise(timer.step_s(warmup))
+                )
+                if stop:
                     break
         if train_cfg.train_accuracy_pass:  # the notebook timed this inside every epoch
             trainer.accuracy(train_input)
+            timer.resume()  # neither waiting for data nor training: not the next step's stall
+        if stop or (not adaptive and epoch == train_cfg.epochs - 1):
+            synchronize(device)
+            window_end = time.perf_counter()
         del batches  # shuts non-persistent workers down inside the epoch they belong to
         synchronize(device)
         epoch_s.append(time.perf_counter() - epoch_start)
         epoch += 1
 
-    synchronize(device)
     run_end = time.perf_counter()
+    stop_workers(train_input)
     progress.close()
-    if steady_start is None:  # fewer steps than the warm-up: report the whole run, and say so
+    if steady_start is None:  # fewer steps than the default warm-up: report the whole run, and say so
         log.warning("only %d steps, fewer than %d warm-up steps: steady state includes warm-up", len(timer), warmup)
         warmup, steady_start = 0, run_start
-    times = timer.times()
-    steady = times.window(warmup)
-    images_steady = sum(step_images[warmup:])
-    steady_seconds = run_end - steady_start
     return {
         "epochs_run": len(epoch_s),
         "epoch_times_s": [round(s, 6) for s in epoch_s],
         "epoch_s_median": float(np.median(epoch_s)),
         "first_epoch_s": epoch_s[0],
         "train_s": run_end - run_start,
-        "steps": len(times.step_s),
-        "warmup_steps": warmup,
-        "steps_timed": len(steady.step_s),
-        "images_timed": images_steady,
-        "steady_s": steady_seconds,
-        "images_per_s": images_steady / steady_seconds if steady_seconds > 0 else math.nan,
-        "step_s_mean": float(steady.step_s.mean()) if len(steady.step_s) else math.nan,
-        "step_ci_rel": stats.mean_ci_halfwidth(steady.step_s, ADAPTIVE_BLOCK) if not adaptive else ci_reached,
-        "data_wait_s": float(steady.wait_s.sum()),
-        "copy_s": float(steady.copy_s.sum()),
-        "compute_s": float(steady.compute_s.sum()),
+        **steady_metrics(timer.times(), warmup, sum(step_images[warmup:]), window_end - steady_start),
         "first_batch_s_median": float(np.median(first_batch_s)),
         "final_loss": float(loss),
+    }, batch
+
+
+def steady_metrics(times: StepTimes, warmup: int, images: int, seconds: float) -> dict[str, Any]:
+    """The steady-state window's figures; its stall, copy and compute add up to its steps' time."""
+    steady = times.window(warmup)
+    timed = len(steady.stall_s)
+    return {
+        "steps": len(times.stall_s),
+        "warmup_steps": warmup,
+        "steps_timed": timed,
+        "images_timed": images,
+        "steady_s": seconds,
+        "images_per_s": images / seconds if seconds > 0 else math.nan,
+        "step_s_mean": float(steady.step_s.mean()) if timed else math.nan,
+        "step_ci_rel": stats.mean_ci_rel(steady.step_s),
+        "data_wait_s": float(steady.stall_s.sum()),
+        "host_wait_s": float(steady.host_wait_s.sum()),
+        "copy_s": float(steady.copy_s.sum()),
+        "compute_s": float(steady.compute_s.sum()),
     }
 
 
 # ------------------------------------------------------------------------------------------- ceilings
 
 
-def compute_ceiling(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor, steps: int) -> float:
-    """images/s of the same model, batch and device with the batch already on the device:
-    no DataLoader and no copy, so nothing the loader settings change can make training faster than this.
-    Runs on a copy of the model so the trained weights and optimizer state stay as training left them."""
+@dataclass
+class Ceiling:
+    """A ceiling's images/s, the relative 95% CI half-width of its mean step time, its timed steps."""
+
+    images_per_s: float
+    ci_rel: float
+    steps: int
+
+    def row(self, name: str) -> dict[str, float]:
+        return {
+            f"{name}_ceiling_ips": self.images_per_s,
+            f"{name}_ceiling_ci_rel": self.ci_rel,
+            f"{name}_ceiling_steps": self.steps,
+        }
+
+
+def ceiling_rule(train_cfg: Any) -> StopRule:
+    return StopRule(train_cfg.ceiling_target_ci, train_cfg.ceiling_steps, train_cfg.ceiling_budget_s)
+
+
+def time_until_precise(one_step: Callable[[], int], timer: StepTimer, rule: StopRule, device: torch.device) -> Ceiling:
+    """Repeat `one_step` (it marks its boundaries on `timer` and returns its images) until `rule` stops
+    it. The clock starts on a synced device before the first step, so images/s counts exactly the
+    work done after it started, over the steps' own time on the device's timeline."""
+    synchronize(device)
+    start = time.perf_counter()
+    timer.resume()
+    images = 0
+    while True:
+        images += one_step()
+        if rule.out_of_time(time.perf_counter() - start) or (rule.due(len(timer)) and rule.precise(timer.step_s())):
+            break
+    synchronize(device)
+    step_s = timer.times().step_s
+    return Ceiling(images / step_s.sum(), stats.mean_ci_rel(step_s), len(step_s))
+
+
+def compute_ceiling(trainer: Trainer, batch: tuple[torch.Tensor, ...], train_cfg: Any) -> Ceiling:
+    """images/s of the same model, batch and device with the batch already on the device: no loader
+    and no copy, so nothing the loader settings change can make training faster than this. The batch
+    is the last one training moved to the device, so no loader is touched (and none is running:
+    train() stopped its workers). Runs on a copy of the model so the trained weights and optimizer
+    state stay as training left them."""
     ceiling = copy.copy(trainer)
     ceiling.model = copy.deepcopy(trainer.model)
     ceiling.optimizer = torch.optim.Adam(ceiling.model.parameters(), lr=trainer.optimizer.defaults["lr"])
     for _ in range(DEFAULT_WARMUP_STEPS):
-        ceiling.step(images, labels)
-    synchronize(trainer.device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        ceiling.step(images, labels)
-    synchronize(trainer.device)
-    return steps * len(labels) / (time.perf_counter() - start)
+        ceiling.step(*batch)
+    timer = StepTimer(trainer.device)
+
+    def one_step() -> int:
+        timer.wait_started()  # nothing to wait for or copy: the batch is already on the device
+        timer.batch_ready()
+        timer.copied()
+        ceiling.step(*batch)
+        timer.computed()
+        return len(batch[1])
+
+    return time_until_precise(one_step, timer, ceiling_rule(train_cfg), trainer.device)
 
 
-def loader_ceiling(trainer: Trainer, train_input: Any, cfg: Any, steps: int) -> float:
-    """images/s of the same loader iterated and copied to the device with no model: the most the
-    input path can deliver. Batches already queued at start are skipped, so a full prefetch queue
-    does not flatter the figure."""
-    queued = cfg.loader.num_workers * (cfg.loader.prefetch_factor or 2) if cfg.loader.num_workers else 0
-    skip = min(1 + queued, max(1, len(train_input) // 2))  # a short split still leaves batches to time
-    batches = iter(train_input)
-    images_seen, start = 0, None
-    for index, (images, labels) in enumerate(batches):
-        if index == skip:
-            synchronize(trainer.device)
-            start = time.perf_counter()
-        if index >= skip + steps:
-            break
-        images, labels = trainer.to_device(images, labels)
-        if start is not None:
-            images_seen += len(labels)
-    synchronize(trainer.device)
-    if start is None or not images_seen:
-        return math.nan
-    return images_seen / (time.perf_counter() - start)
+def prefetched_batches(loader: Any) -> int:
+    """How many batches a loader's workers can have ready before anyone asks for one."""
+    workers = getattr(loader, "num_workers", 0)
+    return workers * loader.prefetch_factor if workers else 0
+
+
+def endless(loader: Any) -> Iterator[Any]:
+    """The loader's batches epoch after epoch, with a new iter() each epoch, as training makes them."""
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            return
+
+
+def loader_ceiling(trainer: Trainer, train_input: Any, train_cfg: Any) -> Ceiling:
+    """images/s of the same loader iterated and copied to the device with no model: the most the input
+    path can deliver. The batches its workers prefetched are consumed before the clock starts (from
+    then on every fetch waits for work done after the start); the clock starts before the first timed
+    fetch; a short split is cycled, each new epoch's start-up timed as training pays it."""
+    batches = endless(train_input)
+    try:
+        for _ in range(prefetched_batches(train_input) + 1):
+            next(batches)
+        timer = StepTimer(trainer.device)
+
+        def one_fetch() -> int:
+            timer.wait_started()
+            images, labels = next(batches)
+            timer.batch_ready()
+            trainer.to_device(images, labels)
+            timer.copied()
+            timer.computed()  # no model: the step ends with the copy
+            return len(labels)
+
+        return time_until_precise(one_fetch, timer, ceiling_rule(train_cfg), trainer.device)
+    finally:
+        batches.close()  # drops its iterator, and with it non-persistent workers
+        stop_workers(train_input)
 
 
 # ------------------------------------------------------------------------------------------------ job
@@ -367,6 +486,8 @@ def run_job(cfg: Any) -> dict[str, Any]:
     """Run one configured job and return its metrics; raises on any failure (the caller records it)."""
     validate(cfg)
     device = resolve_device(cfg.train.device)
+    if device.type == "cuda":  # what torch does on "the current device" (pinning, new tensors) goes to this one
+        torch.cuda.set_device(device)
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     if cfg.loader.pin_memory and device.type != "cuda":
         log.warning("loader.pin_memory=true has no effect without an accelerator: recorded as inactive")
@@ -382,11 +503,10 @@ def run_job(cfg: Any) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats(device)
 
     with time_limit(cfg.train.timeout_s), exclusive_device(device) as shared_device:
-        metrics = train(trainer, train_input, cfg)
-        if cfg.train.ceiling_steps:
-            images, labels = trainer.to_device(*next(iter(train_input)))
-            metrics["compute_ceiling_ips"] = compute_ceiling(trainer, images, labels, cfg.train.ceiling_steps)
-            metrics["loader_ceiling_ips"] = loader_ceiling(trainer, train_input, cfg, cfg.train.ceiling_steps)
+        metrics, last_batch = train(trainer, train_input, cfg)
+        if cfg.train.ceiling_steps and last_batch is not None:
+            metrics.update(compute_ceiling(trainer, last_batch, cfg.train).row("compute"))
+            metrics.update(loader_ceiling(trainer, train_input, cfg.train).row("loader"))
         if cfg.train.evaluate and test_set is not None:
             test_input = build_input(test_set, cfg.data, cfg.loader, device, False, cfg.train.seed)
             start = time.perf_counter()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pandas as pd
 import pytest
 import torch
 
 from pinsweep.app import run_and_record
+from pinsweep.data import to_float_images
+from pinsweep.summarize import OVERALL
 from pinsweep.timing import StepTimer
 
 # a slow dataset: 10 ms per sample (a sleep, like slow storage), so loading 32 images takes ~0.3 s
@@ -29,6 +32,7 @@ SLOW_SWEEP = (
 
 def test_step_timer_on_cpu_measures_each_part_with_the_host_clock():
     timer = StepTimer(torch.device("cpu"))
+    timer.resume()
     for _ in range(3):
         timer.wait_started()
         timer.batch_ready()
@@ -36,10 +40,11 @@ def test_step_timer_on_cpu_measures_each_part_with_the_host_clock():
         torch.randn(256, 256) @ torch.randn(256, 256)
         timer.computed()
     times = timer.times()
-    assert len(timer) == timer.completed() == 3
+    assert len(timer) == timer.drain() == 3
     assert (times.compute_s > 0).all()
-    # a step ends where the next one's compute ends, so each step spans at least its own compute
-    assert (times.step_s[1:] >= times.compute_s[1:]).all()
+    # a step runs from the previous step's compute end to its own: its stall, copy and compute
+    assert times.step_s == pytest.approx(times.stall_s + times.copy_s + times.compute_s)
+    assert (times.step_s >= times.compute_s).all()
     assert times.window(1).step_s.shape == (2,)
 
 
@@ -47,9 +52,11 @@ def test_job_row_breaks_the_step_down_and_carries_both_ceilings(compose_cfg, tmp
     cfg = compose_cfg(*SLOW_SWEEP, "loader.num_workers=0")
     row = run_and_record(cfg, tmp_path)
     assert row["status"] == "ok", row["error"]
-    # with 4 ms per sample and no workers, most of every step is spent waiting for data
+    # with 10 ms per sample and no workers, most of every step is spent waiting for data
     assert row["data_wait_s"] / row["steady_s"] > 0.5
-    assert row["data_wait_s"] + row["copy_s"] + row["compute_s"] <= row["steady_s"] * 1.02
+    # stall, copy and compute tile the steady window: the verdict's fractions add up to the whole
+    assert row["data_wait_s"] + row["copy_s"] + row["compute_s"] == pytest.approx(row["steady_s"], rel=0.01)
+    assert 0 < row["host_wait_s"] <= row["data_wait_s"]  # the loader's part of the stall
     assert row["steps_timed"] == row["steps"] - row["warmup_steps"]
     assert row["warmup_steps"] == 8  # the whole first epoch: 256 / 32 steps
     # the compute-only ceiling is far above the loader-bound end-to-end figure
@@ -104,12 +111,12 @@ def test_slow_dataset_sweep_names_the_loader_as_the_bottleneck(run_pinsweep, tmp
 
     effects = pd.read_csv(sweep / "effects.csv")
     assert set(effects["axis"]) == {"loader.num_workers", "loader.pin_memory"}
-    overall = effects[effects["held_fixed"] == "all (median)"].set_index("axis")
+    overall = effects[effects["held_fixed"] == OVERALL].set_index("axis")
     workers = overall.loc["loader.num_workers"]
     assert workers["ratio"] > 1.3 and workers["ci_low"] > 1.0 and workers["effect"] == "faster"
     assert overall.loc["loader.pin_memory", "effect"] == "none: inactive without an accelerator"
     # the effect of pin_memory is reported at each num_workers, never across them
-    per_stratum = effects[(effects["axis"] == "loader.pin_memory") & (effects["held_fixed"] != "all (median)")]
+    per_stratum = effects[(effects["axis"] == "loader.pin_memory") & (effects["held_fixed"] != OVERALL)]
     assert sorted(per_stratum["held_fixed"]) == ["loader.num_workers=0", "loader.num_workers=2"]
 
 
@@ -131,3 +138,69 @@ def test_your_own_dataset_and_model_get_the_same_measurements(compose_cfg, tmp_p
     for metric in ("images_per_s", "data_wait_s", "compute_s", "compute_ceiling_ips", "loader_ceiling_ips"):
         assert row[metric] > 0, metric
     assert 0 <= row["test_accuracy"] <= 100
+
+
+def test_warmup_steps_zero_times_from_the_first_step_and_stops(compose_cfg, tmp_path):
+    cfg = compose_cfg(
+        "data=synthetic",
+        "model=tiny",
+        "model.width=8",
+        "data.train_size=512",
+        "loader.batch_size=32",
+        "train.mode=adaptive",
+        "train.warmup_steps=0",
+        "train.min_steps=10",
+        "train.target_ci=0.5",
+        "train.budget_s=30",
+        "train.ceiling_steps=0",
+        "train.evaluate=false",
+        "isolate=false",
+    )
+    row = run_and_record(cfg, tmp_path)
+    assert row["status"] == "ok", row["error"]
+    assert row["warmup_steps"] == 0 and row["steps_timed"] == row["steps"] >= 10
+    assert row["steady_s"] < 30  # stopped on its precision, not on the budget
+
+
+def test_a_warmup_that_leaves_nothing_to_time_is_refused(compose_cfg, tiny_job, tmp_path):
+    negative = run_and_record(compose_cfg(*tiny_job, "isolate=false", "train.warmup_steps=-1"), tmp_path / "a")
+    assert negative["status"] == "invalid"
+    assert negative["error"] == "ConfigError: train.warmup_steps=-1: must be >= 0, or null for the default"
+    # 256 images in batches of 64, 2 epochs: 8 steps, all of them warm-up
+    whole_run = run_and_record(compose_cfg(*tiny_job, "isolate=false", "train.warmup_steps=8"), tmp_path / "b")
+    assert whole_run["status"] == "invalid"
+    assert "train.warmup_steps=8 leaves no timed step of this run's 8 (2 epochs x 4)" in whole_run["error"]
+
+
+def test_uint8_to_float_conversion_is_compute_not_copy(compose_cfg, tmp_path, monkeypatch):
+    import pinsweep.train
+
+    def slow_conversion(images):
+        time.sleep(0.02)  # a conversion that costs a known 20 ms a step
+        return to_float_images(images)
+
+    monkeypatch.setattr(pinsweep.train, "to_float_images", slow_conversion)
+    cfg = compose_cfg(
+        "data=synthetic",
+        "model=tiny",
+        "model.width=8",
+        "data.train_size=256",
+        "data.pipeline=tensor",  # uint8 batches: the conversion happens in the training process
+        "loader.batch_size=32",
+        "train.epochs=2",
+        "train.ceiling_steps=0",
+        "train.evaluate=false",
+        "isolate=false",
+    )
+    row = run_and_record(cfg, tmp_path)
+    assert row["status"] == "ok", row["error"]
+    steps = row["steps_timed"]
+    assert row["compute_s"] / steps >= 0.02
+    assert row["copy_s"] / steps < 0.002  # .to(cpu) is a no-op: on the CPU nothing is left to call copy
+
+
+def test_a_split_with_no_whole_batch_is_refused(compose_cfg, tiny_job, tmp_path):
+    cfg = compose_cfg(*tiny_job, "isolate=false", "data.train_size=32", "loader.drop_last=true")
+    row = run_and_record(cfg, tmp_path)
+    assert row["status"] == "invalid"
+    assert "loader.batch_size=64 and loader.drop_last=true" in row["error"]

@@ -23,7 +23,7 @@ from pinsweep.progress import count_jobs
 from pinsweep.record import ROW_FILE, read_row
 
 register_configs()  # exposes hydra_plugins/ of this checkout (editable installs) before the import below
-from hydra_plugins.pinsweep_sweeper import PinsweepSweeper, sweep_jobs  # noqa: E402
+from hydra_plugins.pinsweep_sweeper import ordered_batches, sweep_jobs  # noqa: E402
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 REPEATS = "train.repeat=0,1,2"
@@ -143,8 +143,8 @@ def test_without_a_repeat_axis_the_basic_sweepers_jobs_run_shuffled():
 
 def test_batches_of_max_batch_size_keep_the_order():
     overrides = OverridesParser.create().parse_overrides([PIN, REPEATS, WORKERS])
-    whole = PinsweepSweeper(seed=5).split_arguments(overrides, None)
-    batches = PinsweepSweeper(max_batch_size=5, seed=5).split_arguments(overrides, 5)
+    whole = ordered_batches(overrides, None, seed=5)
+    batches = ordered_batches(overrides, 5, seed=5)
     assert [len(batch) for batch in batches] == [5, 5, 2]
     assert [job for batch in batches for job in batch] == whole[0] == sweep_jobs([PIN, REPEATS, WORKERS], seed=5)
 

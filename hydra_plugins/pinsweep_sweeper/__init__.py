@@ -55,14 +55,22 @@ class PinsweepSweeper(BasicSweeper):
     # BasicSweeper.sweep builds its job batches by calling this (a static method there) through self;
     # an instance method here, because the order depends on this sweeper's seed and shuffle
     def split_arguments(self, overrides: list[Override], max_batch_size: int | None) -> list[list[list[str]]]:
-        (product,) = BasicSweeper.split_arguments(overrides, None)
-        ordered = pinsweep_order(product, seed=self.seed, shuffle=self.shuffle)
-        return list(self.split_overrides_to_chunks(ordered, max_batch_size))
+        return ordered_batches(overrides, max_batch_size, self.seed, self.shuffle)
+
+
+def ordered_batches(
+    overrides: list[Override], max_batch_size: int | None, seed: int = 0, shuffle: bool = True
+) -> list[list[list[str]]]:
+    """Hydra's job product in pinsweep's order, in batches of max_batch_size. A plain function, not
+    a method: Hydra's plugin scan re-executes basic_sweeper.py, after which an instance made outside
+    Hydra of a class imported before the scan fails BasicSweeper.__init__'s super() check."""
+    (product,) = BasicSweeper.split_arguments(overrides, None)
+    ordered = pinsweep_order(product, seed=seed, shuffle=shuffle)
+    return list(BasicSweeper.split_overrides_to_chunks(ordered, max_batch_size))
 
 
 def sweep_jobs(arguments: Sequence[str], seed: int = 0, shuffle: bool = True) -> list[list[str]]:
     """The jobs, in run order, that this sweeper makes of `arguments` (hydra.sweeper.params as
     `key=value` first, then the command line's task overrides), each a list of its overrides."""
     overrides = OverridesParser.create().parse_overrides(list(arguments))
-    batches = PinsweepSweeper(seed=seed, shuffle=shuffle).split_arguments(overrides, None)
-    return [job for batch in batches for job in batch]
+    return [job for batch in ordered_batches(overrides, None, seed, shuffle) for job in batch]
