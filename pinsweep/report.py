@@ -434,7 +434,7 @@ def build(sweep_dir: Path, summary: pd.DataFrame, effects: pd.DataFrame, rows: p
     blocks += ["## Plots"]
     captions = {
         "throughput": "Images/s per config with its interval; the red mark is the compute-only ceiling.",
-        "heatmap": "Median images/s over two swept axes, with the speedup over the baseline.",
+        "heatmap": "Images/s (geometric mean over repeats) over two swept axes, with the speedup over the baseline.",
         "breakdown": "Share of steady-state step time spent waiting for data, copying, computing.",
     }
     for name, path in images.items():

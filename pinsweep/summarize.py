@@ -429,7 +429,7 @@ def print_tables(summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFram
     console = Console(width=None if Console().is_terminal else 160)
     axes = [c for c in summary.columns if c.split(".", 1)[0] in CONFIG_GROUPS]
     cells = table_cells(summary, rows)
-    table = Table(title="pinsweep summary, fastest first (images/s: steady state, median over repeats, 95% CI)")
+    table = Table(title="pinsweep summary, fastest first (images/s: steady state, geometric mean over repeats, 95% CI)")
     for column in cells.columns:
         numeric = column.startswith(("images/s", "speedup", "efficiency"))
         table.add_column(column, justify="right" if numeric else "left")
@@ -449,28 +449,26 @@ def print_tables(summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFram
         console.print("per-axis effects (ratio of images/s, every other axis held fixed):")
         for _, effect in overall.iterrows():
             console.print(
-                f"  {effect['axis']}: {effect['reference']} -> {effect['level']}: {_fmt(effect['ratio'])}x "
-                f"[{_fmt(effect['ci_low'])}, {_fmt(effect['ci_high'])}]  {effect['effect']}"
+                f"  {effect['axis']}: {effect['reference']} -> {effect['level']}: {_ratio_text(effect)}  "
+                f"{effect['effect']}"
             )
     failed = rows[rows["status"] != "ok"]
     for _, row in failed.iterrows():
         console.print(f"[red]job {_job(row)} {row['status']}[/red]: {row.get('error', '')}")
 
 
+def _ratio_text(effect: pd.Series) -> str:
+    """`0.71x [0.59, 0.84]`, as the report writes a ratio."""
+    if pd.isna(effect["ratio"]):
+        return "-"
+    interval = "" if pd.isna(effect["ci_low"]) else f" [{effect['ci_low']:.2f}, {effect['ci_high']:.2f}]"
+    return f"{effect['ratio']:.2f}x{interval}"
+
+
 def _short(column: str, columns: list[str]) -> str:
     """`loader.num_workers` -> `num_workers` when no other column ends the same way."""
     tail = column.rsplit(".", 1)[-1]
     return tail if sum(c.rsplit(".", 1)[-1] == tail for c in columns) == 1 else column
-
-
-def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
-    return str(value)
 
 
 def summarize_and_report(sweep_dir: str | Path, baseline: str = "") -> int:
