@@ -537,7 +537,7 @@ def gpu_ceiling(runner: Runner, plan: Plan, device: str, model: str) -> list[Fig
 
 
 def gpu_pinning(runner: Runner, plan: Plan, device: str, model: str) -> list[Figure]:
-    """pin_memory x non_blocking at fixed num_workers, against neither, with bootstrap CIs."""
+    """pin_memory x non_blocking at fixed num_workers, against neither, with paired CIs."""
     workers = min(8, os.cpu_count() or 1)
     job = _gpu_job(plan, device, model)
     cells = {(pin, nb): _loader(workers, pin, nb) for pin in (False, True) for nb in (False, True)}

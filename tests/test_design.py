@@ -62,8 +62,9 @@ def many_to_one(log_ips, config, rounds, configs: int) -> design.Comparisons:
 @pytest.mark.parametrize("configs", [2, 6])
 def test_intervals_cover_the_true_ratio_and_false_positives_stay_rare(machine, repeats, configs):
     rng = np.random.default_rng(1000 * repeats + configs + (7 if machine == "switching" else 0))
-    # half the configs truly differ from the baseline (by up to 20%), half do not
-    truth = np.array([0.0] + [math.log(1.2) * (c % 2) * c / configs for c in range(1, configs)])
+    # every other config truly differs from the baseline (by up to 20%); config 1 does not, so that
+    # an A/B sweep (2 configs) measures the false-positive rate of a lone comparison
+    truth = np.array([0.0] + [math.log(1.2) * (1 - c % 2) * c / configs for c in range(1, configs)])
     covered = false_positive = null_comparisons = comparisons = 0
     for _ in range(400):
         result = many_to_one(*simulate(truth, repeats, machine, rng), configs)
@@ -74,8 +75,10 @@ def test_intervals_cover_the_true_ratio_and_false_positives_stay_rare(machine, r
         false_positive += int(np.array(result.significant)[null].sum())
         null_comparisons += int(null.sum())
     assert covered / comparisons >= 0.93
-    if null_comparisons:
-        assert false_positive / null_comparisons <= 0.05
+    # a lone comparison is an exact t test: its rate is 5% by construction, so allow the simulation's
+    # own binomial error (two standard errors); with many configs the simultaneous intervals are stricter
+    allowance = 2 * math.sqrt(0.05 * 0.95 / null_comparisons) if configs == 2 else 0.0
+    assert false_positive / null_comparisons <= 0.05 + allowance
 
 
 @pytest.mark.parametrize("machine", MACHINES)
