@@ -92,6 +92,9 @@ def environment() -> dict[str, Any]:
         "env.cuda": torch.version.cuda or "",
         "env.cpu_model": _cpu_model(),
         "env.cpu_count": os.cpu_count(),
+        # the training process's intra-op threads (OMP_NUM_THREADS, torch.set_num_threads): with the loader's
+        # workers, what shares those cores
+        "env.torch_threads": torch.get_num_threads(),
         "env.hostname": socket.gethostname(),
         "env.python": platform.python_version(),
         "env.git_commit": _git_commit(),

@@ -22,18 +22,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pinsweep.record import CONFIG_GROUPS, ROW_FILE, read_rows
+from pinsweep.advice import MAX_USEFUL_REPEATS, advise
+from pinsweep.record import ROW_FILE, read_rows
 from pinsweep.summarize import OVERALL, SummaryError, _short, norm, summarize_and_report
+from pinsweep.wording import axes_of, claim_label, config_label
+from pinsweep.wording import interval as _interval
+from pinsweep.wording import ips as _ips
+from pinsweep.wording import missing as _missing
+from pinsweep.wording import ratio as _ratio
 
 INACTIVE = "none: inactive"
-MAX_USEFUL_REPEATS = 30  # beyond this, a difference is too small to be worth chasing on a shared machine
 TOO_FAST_EFFICIENCY = 1.1  # beyond noise: the ceiling itself was mismeasured
-WHY = {  # verdict -> what it means for the fastest config; {wait}/{copy} are its step-time shares
+WHY = {  # verdict -> what it means for the fastest config; {wait}/{copy} are its step-time shares. What to
+    # change is pinsweep.advice's, which checks each change against the sweep
     "compute-bound": "the model's compute is the limit, so a faster input pipeline would not help",
-    "loader-bound": "{wait} of its step time goes to waiting for the next batch, so the input pipeline is the "
-    "limit (more loader.num_workers or data.pipeline=tensor could help)",
-    "copy-bound": "host-to-device copies take {copy} of its step time; loader.pin_memory=true with "
-    "loader.non_blocking=true could help",
+    "loader-bound": "{wait} of its step time goes to waiting for the next batch, so the input pipeline is the limit",
+    "copy-bound": "host-to-device copies take {copy} of its step time",
     "contended": "it hardly waits for data, yet compute runs below its ceiling: something competes with training "
     "for the CPU cores (loader workers, other processes)",
 }
@@ -81,33 +85,6 @@ FIXED_SETTINGS = (
 
 
 # -------------------------------------------------------------------------------------- formatting
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
-
-
-def _ratio(value: float) -> str:
-    return f"{value:.2f}x"
-
-
-def _interval(low: Any, high: Any) -> str:
-    return "" if _missing(low) or _missing(high) else f" [{low:.2f}, {high:.2f}]"
-
-
-def _ips(value: float, low: Any = math.nan, high: Any = math.nan) -> str:
-    ci = "" if _missing(low) or _missing(high) else f" [{low:.0f}, {high:.0f}]"
-    return f"{value:.0f}{ci}"
-
-
-def axes_of(summary: pd.DataFrame) -> list[str]:
-    """The swept axes: summary columns named after a config group, in summary order."""
-    return [c for c in summary.columns if c.split(".", 1)[0] in CONFIG_GROUPS]
-
-
-def config_label(record: pd.Series, axes: list[str]) -> str:
-    """`num_workers=2, pin_memory=false`, as typed on the command line."""
-    return ", ".join(f"{_short(a, axes)}={record[a]}" for a in axes) or "the single config"
 
 
 def config_status(record: pd.Series, axes: list[str], rows: pd.DataFrame | None) -> str:
@@ -250,13 +227,6 @@ def _axis_sentences(effects: pd.DataFrame, axes: list[str]) -> list[str]:
     return sentences
 
 
-def claim_label(record: pd.Series, axes: list[str], inactive: list[str]) -> str:
-    """config_label without the axes that cannot act here: on a CPU, `num_workers=2`, never
-    `num_workers=2, pin_memory=true`, which would credit pin_memory with a speed it cannot have."""
-    active = [a for a in axes if a not in inactive]
-    return config_label(record, active) if active else "every config"
-
-
 def _fastest_sentences(summary: pd.DataFrame, axes: list[str], inactive: list[str]) -> list[str]:
     ran = summary[summary["ips_geomean"].notna()]
     if ran.empty:
@@ -321,10 +291,12 @@ def _inactive(effects: pd.DataFrame, axes: list[str]) -> list[str]:
     return [a for a in axes if bool(words.get(a, False))]
 
 
-def conclusion(summary: pd.DataFrame, effects: pd.DataFrame) -> list[str]:
-    """Plain-language findings, computed from the summary and effects tables; one sentence per item."""
+def conclusion(summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFrame | None = None) -> list[str]:
+    """Plain-language findings, computed from the summary and effects tables (and the rows, for the cores,
+    the device and the job's settings), then the advice that follows from them; one sentence per item."""
     axes = axes_of(summary)
     sentences = _axis_sentences(effects, axes) + _fastest_sentences(summary, axes, _inactive(effects, axes))
+    sentences += advise(summary, effects, rows).sentences
     if summary["ips_ci_low"].isna().all() and summary["ips_median"].notna().any():
         sentences.append(
             "With one run per config no difference can be told from noise: rerun with train.repeat=0,1,2 "
@@ -354,7 +326,12 @@ class Table:
     frame: pd.DataFrame
 
 
-Block = str | list | Image | Table  # paragraph, bullet list, image, table
+@dataclass
+class Code:
+    text: str  # a command to copy and run
+
+
+Block = str | list | Image | Table | Code  # paragraph, bullet list, image, table, command
 
 
 def _environment(rows: pd.DataFrame) -> pd.DataFrame:
@@ -426,7 +403,12 @@ def build(sweep_dir: Path, summary: pd.DataFrame, effects: pd.DataFrame, rows: p
     axes = axes_of(summary)
     images, skipped = make_plots(sweep_dir, summary, effects, rows)
     blocks: list[Block] = [f"# pinsweep report: {sweep_dir.name}", setup_title(rows, axes)]
-    blocks += ["## Conclusion", conclusion(summary, effects)]
+    blocks += ["## Conclusion", conclusion(summary, effects, rows)]
+    commands = advise(summary, effects, rows).commands
+    if commands:
+        blocks += ["## Next sweep"]
+        for sweep in commands:
+            blocks += [f"To {sweep.why}:", Code(sweep.command)]
     note = summary["note"].dropna().astype(str) if "note" in summary else pd.Series(dtype=str)
     blocks += ["## Summary", Table(table_cells(summary, rows))]
     if len(note) and note.iloc[0]:
@@ -464,6 +446,8 @@ def render_markdown(blocks: list[Block]) -> str:
     for block in blocks:
         if isinstance(block, Image):
             parts.append(f"![{block.alt}]({block.path.name})\n\n*{block.alt}*")
+        elif isinstance(block, Code):
+            parts.append(f"```bash\n{block.text}\n```")
         elif isinstance(block, Table):
             frame = block.frame
             lines = ["| " + " | ".join(cell(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
@@ -488,6 +472,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; border: 1px solid #d0d7de; } figure { margin: 1em 0; }
 figcaption { color: #57606a; font-size: 0.9em; } .subtitle { color: #57606a; margin-top: 0; }
 ul.conclusion li { margin: 0.3em 0; }
+pre { background: #f6f8fa; border: 1px solid #d0d7de; padding: 8px 10px; white-space: pre-wrap; }
 """
 
 
@@ -500,6 +485,8 @@ def render_html(blocks: list[Block]) -> str:
                 f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(block.alt)}">'
                 f"<figcaption>{html.escape(block.alt)}</figcaption></figure>"
             )
+        elif isinstance(block, Code):
+            parts.append(f"<pre><code>{html.escape(block.text)}</code></pre>")
         elif isinstance(block, Table):
             head = "".join(f"<th>{html.escape(str(c))}</th>" for c in block.frame.columns)
             numeric = [block.frame[c].astype(str).str.fullmatch(NUMBER).all() for c in block.frame.columns]
@@ -558,8 +545,10 @@ def write_report(sweep_dir: str | Path, baseline: str = "") -> list[Path]:
     written[0].write_text(render_html(blocks), encoding="utf-8")
     written[1].write_text(render_markdown(blocks), encoding="utf-8")
     print("conclusion:")
-    for sentence in conclusion(summary, effects):
+    for sentence in conclusion(summary, effects, rows):
         print(f"  {sentence}")
+    for sweep in advise(summary, effects, rows).commands:
+        print(f"next sweep, to {sweep.why}:\n  {sweep.command}")
     pngs = sorted(p.name for p in sweep_dir.glob("*.png"))
     print(f"wrote {written[0]} (self-contained), {written[1].name} and {', '.join(pngs)}")
     return written

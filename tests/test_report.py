@@ -112,6 +112,9 @@ def test_conclusion_names_the_axis_that_matters_and_the_inactive_one():
         "No other config can be the fastest at 95% confidence: num_workers=2 is the fastest here.",
         "It reaches 95% of the compute-only ceiling and is compute-bound: the model's compute is the limit, so a "
         "faster input pipeline would not help.",
+        "Recommended: num_workers=2, 1.80x [1.60, 2.00] the baseline: torch.utils.data.DataLoader(train_set, "
+        "batch_size=256, shuffle=True, num_workers=2, pin_memory=False, persistent_workers=False); as Hydra "
+        "overrides: loader.num_workers=2.",
     ]
 
 
@@ -141,8 +144,18 @@ def test_conclusion_reports_an_interaction_and_ranks_axes_by_effect_size():
         "Fastest: num_workers=0, pipeline=tensor at 3000 [2900, 3100] images/s, 3.00x [2.80, 3.20] the baseline "
         "(num_workers=0, pipeline=pil).",
         "It reaches 80% of the compute-only ceiling and is loader-bound: 25% of its step time goes to waiting for "
-        "the next batch, so the input pipeline is the limit (more loader.num_workers or data.pipeline=tensor could "
-        "help).",
+        "the next batch, so the input pipeline is the limit.",
+        # the advice never names what the sweep measured: more workers, at this config's pipeline, were no faster
+        "Not more loader.num_workers: the sweep measured it as no faster (num_workers 0 -> 2 at data.pipeline=tensor: "
+        "0.95x [0.90, 1.01], none: not significant).",
+        "CPU contention, not too few workers, limits this machine: num_workers=2, pipeline=tensor (verdict "
+        "contended). The budget is the "
+        "machine's cores shared by num_workers worker processes and the training process with its intra-op threads "
+        "(torch.get_num_threads(); set by OMP_NUM_THREADS or torch.set_num_threads): keep num_workers plus the "
+        "training threads within the cores (or fewer threads to give workers cores) rather than adding workers.",
+        "Recommended: num_workers=0, pipeline=tensor, 3.00x [2.80, 3.20] the baseline: "
+        "torch.utils.data.DataLoader(train_set, batch_size=256, shuffle=True, num_workers=0, pin_memory=False, "
+        "persistent_workers=False); as Hydra overrides: loader.num_workers=0 data.pipeline=tensor.",
     ]
 
 
@@ -167,6 +180,11 @@ def test_conclusion_with_one_run_per_config_a_failed_config_and_a_mismeasured_ce
         "It reaches 120% of the compute-only ceiling and is compute-bound: the model's compute is the limit, so a "
         "faster input pipeline would not help (above 100% means the ceiling was measured over too few steps to "
         "trust: raise train.ceiling_steps).",
+        "CPU contention, not too few workers, limits this machine: num_workers=2 (verdict contended). The budget "
+        "is the "
+        "machine's cores shared by num_workers worker processes and the training process with its intra-op threads "
+        "(torch.get_num_threads(); set by OMP_NUM_THREADS or torch.set_num_threads): keep num_workers plus the "
+        "training threads within the cores (or fewer threads to give workers cores) rather than adding workers.",
         "With one run per config no difference can be told from noise: rerun with train.repeat=0,1,2 for "
         "confidence intervals.",
         "1 job failed (see Failed jobs); no successful run for num_workers=4.",
@@ -204,6 +222,9 @@ def test_conclusion_when_nothing_matters():
         "baseline (pin_memory=false, persistent_workers=false), not significantly different.",
         "It reaches 97% of the compute-only ceiling and is compute-bound: the model's compute is the limit, so a "
         "faster input pipeline would not help.",
+        "The defaults are fine here: no config beats the baseline (pin_memory=false, persistent_workers=false) "
+        "significantly; that would change with a slower input pipeline per sample (heavier decoding; "
+        "data.sample_delay_ms mimics one).",
     ]
 
 
@@ -284,12 +305,14 @@ def test_report_names_every_config_embeds_the_plots_and_states_the_conclusion(sw
     assert page.count('src="data:image/png;base64,') == 3  # self-contained: no file beside it needed
     for name in ("throughput", "heatmap", "breakdown"):
         assert f"]({name}.png)" in markdown
-    sentences = report.conclusion(plots.read_summary(sweep / "summary.csv"), plots.read_effects(sweep / "effects.csv"))
+    summary, effects = plots.read_summary(sweep / "summary.csv"), plots.read_effects(sweep / "effects.csv")
+    sentences = report.conclusion(summary, effects, read_rows(sweep))
     assert any(s.startswith("pin_memory changes nothing on this machine") for s in sentences)
     for sentence in sentences:
         assert f"- {sentence}" in markdown
         assert html.escape(sentence) in page
-    for heading in ("Summary", "Per-axis effects", "Environment", "Failed jobs"):
+    assert "```bash\npython -m pinsweep -m train.repeat=0,1,2" in markdown  # the next sweep, ready to run
+    for heading in ("Summary", "Next sweep", "Per-axis effects", "Environment", "Failed jobs"):
         assert f"## {heading}" in markdown
     cpu = read_rows(sweep)["env.cpu_model"].iloc[0]
     assert f"model tiny, data synthetic (pil pipeline), batch 256 | CPU: {cpu}" in markdown  # what was measured
