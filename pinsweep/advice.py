@@ -33,7 +33,7 @@ from pinsweep.summarize import (
     _short,
     norm,
 )
-from pinsweep.wording import axes_of, claim_label, config_label, interval, ips, missing, ratio
+from pinsweep.wording import axes_of, claim_label, interval, ips, missing, ratio
 
 NUM_WORKERS, PIPELINE = "loader.num_workers", "data.pipeline"
 PIN_MEMORY, NON_BLOCKING = "loader.pin_memory", "loader.non_blocking"
@@ -152,7 +152,8 @@ def cite_config(record: pd.Series, sweep: _Sweep) -> str:
         low, high = record.get("speedup_ci_low"), record.get("speedup_ci_high")
         speed = f"{ratio(record['speedup'])}{interval(low, high)} {speed}"
     verdict = f", {record['verdict']}" if isinstance(record.get("verdict"), str) and record["verdict"] else ""
-    return f"{config_label(record, sweep.axes)}: {ips(record['ips_geomean'])} images/s, {speed}{verdict}"
+    label = claim_label(record, sweep.axes, sweep.inactive)
+    return f"{label}: {ips(record['ips_geomean'])} images/s, {speed}{verdict}"
 
 
 def _ruled_out(sweep: _Sweep, focus: pd.Series, axis: str, wanted: Callable[[str], bool]) -> list[str]:
@@ -198,7 +199,8 @@ def contention(sweep: _Sweep) -> list[str]:
     ran = sweep.summary[sweep.summary["ips_geomean"].notna()]
     alone = [compute_share(r) for _, r in ran.iterrows() if sweep.workers(r) == 0]
     alone_share = min((s for s in alone if not math.isnan(s)), default=math.inf)
-    cites = []
+    cites: dict[str, list[str]] = {}  # by label without the axes inactive here: configs that differ only there
+    # (pin_memory on a CPU) are one config, cited once with all their reasons
     for _, record in ran.iterrows():
         workers, reasons = sweep.workers(record), []
         if workers and sweep.cores and workers + 1 > sweep.cores:
@@ -208,9 +210,11 @@ def contention(sweep: _Sweep) -> list[str]:
             reasons.append(f"compute at {share:.0%} of its ceiling")
         if workers and record.get("verdict") == "contended":  # without workers, other processes compete
             reasons.append("verdict contended")
+        label = claim_label(record, sweep.axes, sweep.inactive)
         if reasons:
-            cites.append(f"{config_label(record, sweep.axes)} ({', '.join(reasons)})")
-    return cites
+            known = cites.setdefault(label, [])
+            known += [reason for reason in reasons if reason not in known]
+    return [f"{label} ({', '.join(reasons)})" for label, reasons in cites.items()]
 
 
 def _budget_sentence(sweep: _Sweep, cites: list[str]) -> str:

@@ -192,7 +192,10 @@ def _repeats_hint(comparisons: pd.DataFrame) -> str:
         return ""
     fewest = int(needed.min())
     if fewest > MAX_USEFUL_REPEATS:
-        return f"; a difference this small would need over {MAX_USEFUL_REPEATS} repeats to resolve: treat it as none"
+        return (
+            f"; against this machine's noise, over {MAX_USEFUL_REPEATS} repeats would be needed to resolve it: "
+            "treat it as no difference"
+        )
     return f"; about {fewest} repeats (train.repeat=0,...,{fewest - 1}) would resolve a difference of this size"
 
 

@@ -117,7 +117,9 @@ def test_contention_names_the_budget_and_never_advises_more_workers(composes):
     )
     contention = next(s for s in advice.sentences if s.startswith("CPU contention"))
     # the rows it rests on: both worker configs, more processes than cores, and compute below its ceiling
-    assert "num_workers=2, pin_memory=false (2 workers + the training process on 2 cores, compute at 60%" in contention
+    # pin_memory cannot act on a CPU: its two num_workers=2 configs are one, cited once with every reason
+    assert "num_workers=2 (2 workers + the training process on 2 cores, compute at 60%" in contention
+    assert contention.count("num_workers=2 (") == 1 and "pin_memory" not in contention.split(". The budget")[0]
     assert "verdict contended" in contention and "OMP_NUM_THREADS" in contention and "num_workers <= 1" in contention
     assert advice.recommendation is None
     assert any(s.startswith("The defaults are fine here") for s in advice.sentences)

@@ -126,6 +126,9 @@ def test_slow_dataset_sweep_names_the_loader_as_the_bottleneck(run_pinsweep, tmp
     conclusion = (sweep / "report.md").read_text().split("## Summary")[0]
     assert "pin_memory=true" not in conclusion and "pin_memory=false" not in conclusion
     assert "pin_memory changes nothing on this machine" in conclusion
+    # the workers that hide the slow dataset are the recommendation, as a DataLoader call (issue 13)
+    assert "Recommended: num_workers=2" in conclusion
+    assert "DataLoader(train_set, batch_size=32, shuffle=True, num_workers=2, pin_memory=False" in conclusion
 
 
 def test_your_own_dataset_and_model_get_the_same_measurements(compose_cfg, tmp_path):

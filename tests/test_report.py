@@ -217,7 +217,7 @@ def test_conclusion_when_nothing_matters():
         "persistent_workers changes nothing measurable at any pin_memory (false -> true is 1.02x [0.70, 1.40]); "
         "about 12 repeats (train.repeat=0,...,11) would resolve a difference of this size.",
         "pin_memory changes nothing measurable at any persistent_workers (false -> true is 0.99x [0.96, 1.03]); "
-        "a difference this small would need over 30 repeats to resolve: treat it as none.",
+        "against this machine's noise, over 30 repeats would be needed to resolve it: treat it as no difference.",
         "Fastest: pin_memory=false, persistent_workers=true at 1020 [990, 1050] images/s, 1.02x [0.98, 1.05] the "
         "baseline (pin_memory=false, persistent_workers=false), not significantly different.",
         "It reaches 97% of the compute-only ceiling and is compute-bound: the model's compute is the limit, so a "
