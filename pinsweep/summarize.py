@@ -33,6 +33,8 @@ REPLICATE_KEYS = ("train.repeat",)
 ACCELERATOR_ONLY_AXES = ("loader.pin_memory", "loader.non_blocking")
 COMPUTE_BOUND_EFFICIENCY = 0.9  # within 10% of the compute-only ceiling: the input path is not the limit
 STALL_FRACTION = 0.1  # a step spending >= 10% of its time waiting for data or copies is held up by them
+OVERALL = "all (geometric mean)"  # effects.csv's held_fixed value for an axis's effect over all strata
+INACTIVE_EFFECT = "none: inactive without an accelerator"
 
 
 class SummaryError(ValueError):
@@ -361,10 +363,6 @@ def _effect_word(flag: bool | None, estimate: float, claim: bool, sweep: Sweep) 
     if not flag:
         return "none: not significant"
     return "faster" if estimate > 0 else "slower"
-
-
-OVERALL = "all (geometric mean)"  # effects.csv's held_fixed value for an axis's effect over all strata
-INACTIVE_EFFECT = "none: inactive without an accelerator"
 
 
 def axis_effects(sweep: Sweep, base: dict[str, str]) -> tuple[pd.DataFrame, list[Contrast]]:
