@@ -111,8 +111,7 @@ def _first_int(rows: pd.DataFrame | None, column: str) -> int | None:
 
 def _sweep(summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFrame | None) -> _Sweep:
     axes = axes_of(summary)
-    inactive_rows = effects[effects["effect"].astype(str) == INACTIVE_EFFECT] if not effects.empty else effects
-    inactive = [a for a in axes if not effects.empty and (inactive_rows["axis"] == a).any()]
+    inactive = inactive_axes_of(effects, axes)
     if rows is not None and "device" in rows:
         accelerator = bool(rows["device"].astype(str).str.startswith("cuda").any())
     else:  # an axis inactive without an accelerator says there was none
@@ -233,6 +232,28 @@ def _budget_sentence(sweep: _Sweep, cites: list[str]) -> str:
 # ---------------------------------------------------------------------------------------- advice
 
 
+def verdict_changes(sweep: _Sweep, focus: pd.Series) -> list[tuple[str, str, str]]:
+    """(change, axis, level) the fastest config's verdict points at, besides more workers: the tensor
+    pipeline for a loader-bound PIL pipeline of a built-in dataset; pinning and non-blocking copies
+    for a copy-bound config where an accelerator can act on them."""
+    changes = []
+    if focus.get("verdict") == "loader-bound":
+        custom = sweep.fixed("data.name") == "custom" or sweep.setting(focus, "data.name") == "custom"
+        if sweep.setting(focus, PIPELINE) in ("pil", None) and not custom:
+            changes.append(("data.pipeline=tensor", PIPELINE, "tensor"))
+    if focus.get("verdict") == "copy-bound" and sweep.accelerator is not False:
+        changes += [(f"{a}=true", a, "true") for a in (PIN_MEMORY, NON_BLOCKING) if sweep.setting(focus, a) != "true"]
+    return changes
+
+
+def inactive_axes_of(effects: pd.DataFrame, axes: list[str]) -> list[str]:
+    """Axes whose every effect is inactive (pin_memory on a CPU): never named in a finding."""
+    if effects.empty:
+        return []
+    words = effects.groupby("axis")["effect"].apply(lambda e: e.astype(str).eq(INACTIVE_EFFECT).all())
+    return [a for a in axes if bool(words.get(a, False))]
+
+
 def _focus_advice(sweep: _Sweep, focus: pd.Series, contended: bool) -> list[str]:
     """What could lift the fastest config past its limit, each change checked against the sweep."""
     verdict = focus.get("verdict")
@@ -240,13 +261,8 @@ def _focus_advice(sweep: _Sweep, focus: pd.Series, contended: bool) -> list[str]
     candidates: list[tuple[str, str, Callable[[str], bool]]] = []  # (change, axis, levels it means)
     if verdict == "loader-bound":
         candidates.append(("more loader.num_workers", NUM_WORKERS, lambda level: float(level) > workers))
-        custom = sweep.fixed("data.name") == "custom" or sweep.setting(focus, "data.name") == "custom"
-        if sweep.setting(focus, PIPELINE) in ("pil", None) and not custom:
-            candidates.append(("data.pipeline=tensor", PIPELINE, lambda level: level == "tensor"))
-    if verdict == "copy-bound" and sweep.accelerator is not False:
-        for axis in (PIN_MEMORY, NON_BLOCKING):
-            if sweep.setting(focus, axis) != "true":
-                candidates.append((f"{axis}=true", axis, lambda level: level == "true"))
+    for change, axis, target in verdict_changes(sweep, focus):
+        candidates.append((change, axis, lambda level, target=target: level == target))
     sentences, open_changes = [], []
     for change, axis, wanted in candidates:
         cites = _ruled_out(sweep, focus, axis, wanted)
@@ -443,17 +459,8 @@ def next_sweeps(sweep: _Sweep, focus: pd.Series | None, contended: bool) -> list
 
 
 def _pointed_at(sweep: _Sweep, focus: pd.Series) -> list[tuple[str, str, str]]:
-    """Unswept settings the fastest config's verdict points at, unless measured as no faster."""
-    pointed = []
-    if focus.get("verdict") == "loader-bound" and sweep.setting(focus, "data.name") != "custom":
-        pointed.append(("data.pipeline=tensor", PIPELINE, "tensor"))
-    if focus.get("verdict") == "copy-bound" and sweep.accelerator is not False:
-        pointed += [(f"{a}=true", a, "true") for a in (PIN_MEMORY, NON_BLOCKING)]
-    return [
-        (change, axis, level)
-        for change, axis, level in pointed
-        if axis not in sweep.axes and sweep.setting(focus, axis) != level
-    ]
+    """Unswept settings the fastest config's verdict points at: the next sweep adds them as axes."""
+    return [change for change in verdict_changes(sweep, focus) if change[1] not in sweep.axes]
 
 
 def advise(summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFrame | None = None) -> Advice:

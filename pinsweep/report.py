@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pinsweep.advice import MAX_USEFUL_REPEATS, advise
+from pinsweep.advice import MAX_USEFUL_REPEATS, Advice, advise, inactive_axes_of
 from pinsweep.record import ROW_FILE, read_rows
 from pinsweep.summarize import OVERALL, SummaryError, _short, norm, summarize_and_report
 from pinsweep.wording import axes_of, claim_label, config_label
@@ -286,20 +286,15 @@ def _best_set_sentence(ran: pd.DataFrame, best: pd.Series, axes: list[str], inac
     ]
 
 
-def _inactive(effects: pd.DataFrame, axes: list[str]) -> list[str]:
-    """Axes whose every effect is `inactive` (pin_memory on a CPU): never named in a finding."""
-    if effects.empty:
-        return []
-    words = effects.groupby("axis")["effect"].apply(lambda e: e.astype(str).str.startswith(INACTIVE).all())
-    return [a for a in axes if bool(words.get(a, False))]
-
-
-def conclusion(summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFrame | None = None) -> list[str]:
+def conclusion(
+    summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFrame | None = None, advice: Advice | None = None
+) -> list[str]:
     """Plain-language findings, computed from the summary and effects tables (and the rows, for the cores,
-    the device and the job's settings), then the advice that follows from them; one sentence per item."""
+    the device and the job's settings), then the advice that follows from them (`advice`, when the caller
+    has it already); one sentence per item."""
     axes = axes_of(summary)
-    sentences = _axis_sentences(effects, axes) + _fastest_sentences(summary, axes, _inactive(effects, axes))
-    sentences += advise(summary, effects, rows).sentences
+    sentences = _axis_sentences(effects, axes) + _fastest_sentences(summary, axes, inactive_axes_of(effects, axes))
+    sentences += (advice or advise(summary, effects, rows)).sentences
     if summary["ips_ci_low"].isna().all() and summary["ips_median"].notna().any():
         sentences.append(
             "With one run per config no difference can be told from noise: rerun with train.repeat=0,1,2 "
@@ -399,18 +394,20 @@ def _failed_table(rows: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     )
 
 
-def build(sweep_dir: Path, summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFrame) -> list[Block]:
+def build(
+    sweep_dir: Path, summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFrame, advice: Advice | None = None
+) -> list[Block]:
     """The report's content, in order, independent of its rendering."""
     from pinsweep.plots import make_plots, setup_title
 
     axes = axes_of(summary)
     images, skipped = make_plots(sweep_dir, summary, effects, rows)
     blocks: list[Block] = [f"# pinsweep report: {sweep_dir.name}", setup_title(rows, axes)]
-    blocks += ["## Conclusion", conclusion(summary, effects, rows)]
-    commands = advise(summary, effects, rows).commands
-    if commands:
+    advice = advice or advise(summary, effects, rows)
+    blocks += ["## Conclusion", conclusion(summary, effects, rows, advice)]
+    if advice.commands:
         blocks += ["## Next sweep"]
-        for sweep in commands:
+        for sweep in advice.commands:
             blocks += [f"To {sweep.why}:", Code(sweep.command)]
     note = summary["note"].dropna().astype(str) if "note" in summary else pd.Series(dtype=str)
     blocks += ["## Summary", Table(table_cells(summary, rows))]
@@ -543,14 +540,15 @@ def write_report(sweep_dir: str | Path, baseline: str = "") -> list[Path]:
         summarize_and_report(sweep_dir, baseline)
     summary = read_summary(sweep_dir / "summary.csv")
     effects = read_effects(sweep_dir / "effects.csv")
-    blocks = build(sweep_dir, summary, effects, rows)
+    advice = advise(summary, effects, rows)
+    blocks = build(sweep_dir, summary, effects, rows, advice)
     written = [sweep_dir / "report.html", sweep_dir / "report.md"]
     written[0].write_text(render_html(blocks), encoding="utf-8")
     written[1].write_text(render_markdown(blocks), encoding="utf-8")
     print("conclusion:")
-    for sentence in conclusion(summary, effects, rows):
+    for sentence in conclusion(summary, effects, rows, advice):
         print(f"  {sentence}")
-    for sweep in advise(summary, effects, rows).commands:
+    for sweep in advice.commands:
         print(f"next sweep, to {sweep.why}:\n  {sweep.command}")
     pngs = sorted(p.name for p in sweep_dir.glob("*.png"))
     print(f"wrote {written[0]} (self-contained), {written[1].name} and {', '.join(pngs)}")
