@@ -9,7 +9,8 @@ itself as pinsweep times `train_s`: from before the first epoch to after the las
     python benchmarks/bare_loop.py --train-size 8192 --test-size 256 --epochs 3
 
 Prints one JSON line: train_s, per-epoch seconds and the final loss (equal to pinsweep's row's
-final_loss when the work is identical).
+final_loss when the work is identical). `--runs 4` does it all (seeds, data, model, training) 4 times in
+this one process: what a sweep of 4 jobs would cost with no harness and no process per job.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
+from torchvision import models
 
 from pinsweep.data import SyntheticCIFAR10
 from pinsweep.model import TinyCNN
@@ -39,8 +41,14 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data-seed", type=int, default=0)
+    parser.add_argument("--model", choices=("tiny", "resnet18"), default="tiny")
+    parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args()
+    for _ in range(args.runs):
+        train(args)
 
+
+def train(args: argparse.Namespace) -> None:
     # pinsweep's order: seeds, datasets, loader, model; the model's initialisation and the
     # sampler's shuffles then draw the same random numbers in both
     random.seed(args.seed)
@@ -49,7 +57,7 @@ def main() -> None:
     train_set = SyntheticCIFAR10(args.train_size, args.data_seed, True)
     SyntheticCIFAR10(args.test_size, args.data_seed, False)  # built, unused: as pinsweep with evaluate=false
     loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, num_workers=args.num_workers)
-    model = TinyCNN(10, args.width)
+    model = TinyCNN(10, args.width) if args.model == "tiny" else models.resnet18(weights=None, num_classes=10)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
 
     epoch_times = []

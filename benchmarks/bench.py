@@ -66,6 +66,11 @@ class Plan:
     cv_repeats: int = 5
     cv_train_size: int = 4096
     cv_epochs: int = 3
+    # job start: the issue's workload (ResNet-18, 1,024 synthetic images, 2 epochs), sweeps of jobstart_jobs
+    jobstart_repeats: int = 3
+    jobstart_model: str = "resnet18"
+    jobstart_train_size: int = 1024
+    jobstart_jobs: int = 4
     # --gpu: ResNet-34, batch 256, CIFAR-10-sized synthetic data, adaptive timing
     gpu_repeats: int = 3
     gpu_train_size: int = 50000
@@ -84,6 +89,10 @@ QUICK = Plan(
     cv_repeats=3,
     cv_train_size=1024,
     cv_epochs=2,
+    jobstart_repeats=1,
+    jobstart_model="tiny",
+    jobstart_train_size=512,
+    jobstart_jobs=3,
     gpu_repeats=1,
     gpu_train_size=10240,
     gpu_ceiling_steps=20,
@@ -124,11 +133,14 @@ class Runner:
         self.rounds: list[dict[str, Any]] = []  # per interleaved round: others' share, kept or not
         self.env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
 
-    def timed(self, command: list[str]) -> tuple[float, str]:
-        """Wall seconds of one process from start to exit, and its stdout; raises on failure."""
+    def timed(self, command: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
+        """Wall seconds of one process from start to exit, and its stdout; raises on failure. `env`: extra
+        environment variables."""
         busy_before, mine_before = _cpu_seconds()
         start = time.perf_counter()
-        done = subprocess.run(command, cwd=self.workdir, env=self.env, capture_output=True, text=True)
+        done = subprocess.run(
+            command, cwd=self.workdir, env={**self.env, **(env or {})}, capture_output=True, text=True
+        )
         wall = time.perf_counter() - start
         busy_after, mine_after = _cpu_seconds()
         foreign = (busy_after - busy_before) - (mine_after - mine_before)
@@ -404,6 +416,88 @@ def precision(runner: Runner, plan: Plan) -> list[Figure]:
     ]
 
 
+def job_start(runner: Runner, plan: Plan) -> list[Figure]:
+    """What starting a job costs, as whole processes beside the bare loop, for both ways a job's process
+    can start: from the fork server (the default) and spawned (PINSWEEP_JOB_START=spawn, as before).
+
+    One job: `python -m pinsweep <job>` against `bare_loop.py` doing the same training. Each further job
+    of a sweep: a sweep of n jobs against a sweep of 1 (both with their summary, plots and report), per
+    extra job, less what the same extra training costs the bare loop (`--runs n` against `--runs 1`)."""
+    size, n = plan.jobstart_train_size, plan.jobstart_jobs
+    job = [
+        *CPU_JOB,
+        f"model={plan.jobstart_model}",
+        f"data.train_size={size}",
+        "train.epochs=2",
+        "train.ceiling_steps=0",
+    ]
+    bare = [sys.executable, str(BARE_LOOP), f"--train-size={size}", "--test-size=256", "--epochs=2"]
+    bare += [f"--model={plan.jobstart_model}"]
+    methods = {"forkserver": {}, "spawn": {"PINSWEEP_JOB_START": "spawn"}}
+
+    def sweep(jobs: int, env: dict[str, str]) -> float:
+        runner.count += 1
+        folder = runner.workdir / f"sweep-{runner.count:03d}"
+        repeats = ",".join(map(str, range(jobs)))
+        command = [sys.executable, "-m", "pinsweep", "-m", *job, f"train.repeat={repeats}", f"hydra.sweep.dir={folder}"]
+        return runner.timed(command, env)[0]
+
+    def one_job(env: dict[str, str]) -> float:
+        runner.count += 1
+        command = [
+            sys.executable,
+            "-m",
+            "pinsweep",
+            *job,
+            f"hydra.run.dir={runner.workdir / f'job-{runner.count:03d}'}",
+        ]
+        return runner.timed(command, env)[0]
+
+    arms: dict[str, Callable[[], Any]] = {
+        "bare loop": lambda: runner.timed(bare)[0],
+        f"bare loop x{n}": lambda: runner.timed([*bare, f"--runs={n}"])[0],
+    }
+    for method, env in methods.items():
+        arms[f"one job ({method})"] = lambda env=env: one_job(env)
+        arms[f"sweep of 1 ({method})"] = lambda env=env: sweep(1, env)
+        arms[f"sweep of {n} ({method})"] = lambda env=env: sweep(n, env)
+    runs = interleave(runner, arms, plan.jobstart_repeats)
+    bare_s = median(runs["bare loop"])
+    bare_further_s = (median(runs[f"bare loop x{n}"]) - bare_s) / (n - 1)
+    detail = {
+        "workload": f"{plan.jobstart_model}, synthetic {size} images x 2 epochs, no ceilings, no evaluation",
+        "wall_s": {arm: _rounded(values, 3) for arm, values in runs.items()},
+        "bare_loop_median_s": round(bare_s, 3),
+        "bare_loop_further_run_s": round(bare_further_s, 3),
+    }
+    figures = []
+    for method in methods:
+        extra = median(runs[f"one job ({method})"]) - bare_s
+        further = (median(runs[f"sweep of {n} ({method})"]) - median(runs[f"sweep of 1 ({method})"])) / (n - 1)
+        target = method == "forkserver"  # the targets are the default's; spawn is the before
+        figures += [
+            Figure(
+                f"jobstart_one_{method}",
+                f"one job beyond the bare loop, whole process ({method})",
+                extra,
+                "s",
+                "<= 1.5 s" if target else "report",
+                extra <= 1.5 if target else None,
+                {**detail, "job_median_s": round(median(runs[f"one job ({method})"]), 3)},
+            ),
+            Figure(
+                f"jobstart_further_{method}",
+                f"each further job of a sweep beyond the bare loop ({method})",
+                further - bare_further_s,
+                "s",
+                "<= 0.5 s" if target else "report",
+                further - bare_further_s <= 0.5 if target else None,
+                {"further_job_s": round(further, 3), "bare_further_run_s": round(bare_further_s, 3)},
+            ),
+        ]
+    return figures
+
+
 def input_path(runner: Runner, plan: Plan) -> list[Figure]:
     """Loader-only ceiling (loader iterated and copied, no model) of the tensor and pil pipelines."""
     steps = plan.input_ceiling_steps
@@ -592,7 +686,7 @@ def machine() -> dict[str, Any]:
     import torch
     import torchvision
 
-    from pinsweep.record import environment
+    from pinsweep.environment import environment
 
     env = environment()
     info = {
@@ -647,7 +741,14 @@ def print_table(figures: list[Figure], errors: dict[str, str], sections: dict[st
         print(f"{name:<{width}}  {'error':>10}  {'':>12}  {message.splitlines()[0]}")
 
 
-SECTIONS = {"overhead": overhead, "startup": startup, "precision": precision, "input": input_path, "cv": repeat_cv}
+SECTIONS = {
+    "overhead": overhead,
+    "jobstart": job_start,
+    "startup": startup,
+    "precision": precision,
+    "input": input_path,
+    "cv": repeat_cv,
+}
 GPU_SECTIONS = {"ceiling": gpu_ceiling, "pinning": gpu_pinning}
 
 

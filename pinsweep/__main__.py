@@ -1,5 +1,34 @@
-"""python -m pinsweep -m loader.pin_memory=true,false loader.num_workers=0,8"""
+"""`pinsweep -m loader.pin_memory=true,false loader.num_workers=0,8`, also as `python -m pinsweep ...`."""
 
-from pinsweep.app import cli
+import sys
 
-cli()
+from pinsweep.isolate import start_job_server
+from pinsweep.lock import refuse_if_in_use
+
+PRINT_AND_EXIT = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-sc", "--shell-completion")
+
+
+def _runs_jobs_here(arguments: list[str]) -> bool:
+    """False when Hydra only prints, when jobs run in this process, or when a launcher runs them elsewhere."""
+    for argument in arguments:
+        if argument.split("=")[0] in PRINT_AND_EXIT or argument == "isolate=false":
+            return False
+        if argument.startswith("hydra/launcher="):
+            return False
+    return True
+
+
+def main() -> None:
+    refuse_if_in_use(sys.argv[1:])  # a folder another sweep is running in: refuse before importing torch
+    if _runs_jobs_here(sys.argv[1:]):
+        try:
+            start_job_server()  # it imports torch in the background while this process imports its own
+        except ValueError as error:  # PINSWEEP_JOB_START names no start method
+            sys.exit(f"pinsweep: {error}")
+    from pinsweep.app import cli  # imports torch
+
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -25,15 +25,14 @@ import pandas as pd
 from pinsweep.record import CONFIG_GROUPS
 from pinsweep.summarize import (
     COMPUTE_BOUND_EFFICIENCY,
-    INACTIVE_EFFECT,
     OVERALL,
     REPLICATE_KEYS,
-    _level_key,
-    _schema_defaults,
-    _short,
+    Effect,
+    level_key,
     norm,
+    schema_defaults,
 )
-from pinsweep.wording import axes_of, claim_label, interval, ips, missing, ratio
+from pinsweep.wording import axes_of, claim_label, interval, ips, missing, ratio, short_name
 
 NUM_WORKERS, PIPELINE = "loader.num_workers", "data.pipeline"
 PIN_MEMORY, NON_BLOCKING = "loader.pin_memory", "loader.non_blocking"
@@ -139,7 +138,7 @@ def cite_effect(effect: pd.Series, axes: list[str]) -> str:
     """`num_workers 0 -> 2 at loader.pin_memory=false: 0.70x [0.37, 1.32], none: not significant`."""
     where = "" if effect["held_fixed"] in ("(none)", OVERALL) else f" at {effect['held_fixed']}"
     return (
-        f"{_short(effect['axis'], axes)} {effect['reference']} -> {effect['level']}{where}: "
+        f"{short_name(effect['axis'], axes)} {effect['reference']} -> {effect['level']}{where}: "
         f"{ratio(effect['ratio'])}{interval(effect['ci_low'], effect['ci_high'])}, {effect['effect']}"
     )
 
@@ -173,7 +172,7 @@ def _ruled_out(sweep: _Sweep, focus: pd.Series, axis: str, wanted: Callable[[str
             & (sweep.effects["reference"] == focus[axis])
             & (sweep.effects["held_fixed"] == _stratum(focus, axis, sweep.axes))
         ]
-        if len(effect) and effect.iloc[0]["effect"] == "faster":
+        if len(effect) and Effect(effect.iloc[0]["effect"]) is Effect.FASTER:
             continue  # measured faster than the focus: not ruled out
         cites.append(cite_effect(effect.iloc[0], sweep.axes) if len(effect) else cite_config(alternative, sweep))
     return cites
@@ -250,7 +249,7 @@ def inactive_axes_of(effects: pd.DataFrame, axes: list[str]) -> list[str]:
     """Axes whose every effect is inactive (pin_memory on a CPU): never named in a finding."""
     if effects.empty:
         return []
-    words = effects.groupby("axis")["effect"].apply(lambda e: e.astype(str).eq(INACTIVE_EFFECT).all())
+    words = effects.groupby("axis")["effect"].apply(lambda e: e.map(Effect).eq(Effect.INACTIVE).all())
     return [a for a in axes if bool(words.get(a, False))]
 
 
@@ -303,7 +302,7 @@ def recommend(sweep: _Sweep) -> Recommendation | None:
     def python(text: str) -> str:
         return {"true": "True", "false": "False"}.get(text, text)
 
-    defaults = _schema_defaults()
+    defaults = schema_defaults()
     call = [f"batch_size={value('loader.batch_size', defaults['loader.batch_size'])}"]
     call += [f"shuffle={python(value('loader.shuffle', defaults['loader.shuffle']))}"]
     for key in ("num_workers", "pin_memory", "persistent_workers"):
@@ -364,7 +363,7 @@ def job_overrides(rows: pd.DataFrame | None, exclude: set[str]) -> list[str]:
     fixed setting that differs from the schema's default (sizes, epochs, batch always)."""
     if rows is None:
         return []
-    ok, defaults, overrides = _ok(rows), _schema_defaults(), []
+    ok, defaults, overrides = _ok(rows), schema_defaults(), []
     for group in ("model", "data"):
         names = ok[f"{group}.name"].dropna().map(norm).unique() if f"{group}.name" in ok else []
         overrides += [f"{group}={names[0]}"] if len(names) == 1 else []
@@ -424,13 +423,13 @@ def next_sweeps(sweep: _Sweep, focus: pd.Series | None, contended: bool) -> list
     that explores around the fastest config (levels between and beyond it, an axis its verdict points at)."""
     active = [a for a in sweep.axes if a not in sweep.inactive]
     summary, effects = sweep.summary, sweep.effects
-    levels = {a: sorted(summary[a].unique(), key=_level_key) for a in active}
+    levels = {a: sorted(summary[a].unique(), key=level_key) for a in active}
     done = int(summary["n"].max()) if len(summary) else 0
     commands = []
     overall = effects[effects["held_fixed"] == OVERALL] if not effects.empty else effects
     open_rows = overall[
         overall["axis"].isin(active)
-        & (overall["effect"] == "none: not significant")
+        & (overall["effect"].map(Effect) == Effect.NOT_SIGNIFICANT)
         & _column(overall, "repeats_needed").le(MAX_USEFUL_REPEATS)
     ]
     if len(open_rows):
@@ -448,9 +447,9 @@ def next_sweeps(sweep: _Sweep, focus: pd.Series | None, contended: bool) -> list
         grid[axis] = new
         if set(new) - set(levels[axis]):
             budget = f", within the {sweep.cores}-core budget" if cap is not None and axis == NUM_WORKERS else ""
-            reasons.append(f"{_short(axis, sweep.axes)} {','.join(new)} around the fastest{budget}")
+            reasons.append(f"{short_name(axis, sweep.axes)} {','.join(new)} around the fastest{budget}")
     for change, axis, level in _pointed_at(sweep, focus):
-        grid[axis] = sorted({sweep.setting(focus, axis) or _schema_defaults()[axis], level}, key=_level_key)
+        grid[axis] = sorted({sweep.setting(focus, axis) or schema_defaults()[axis], level}, key=level_key)
         reasons.append(f"{change}, which its verdict points at")
     if reasons:
         why = "explore " + "; ".join(reasons)

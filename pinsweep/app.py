@@ -13,6 +13,7 @@ import logging
 import math
 import re
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +25,32 @@ from omegaconf import DictConfig, OmegaConf
 
 from pinsweep.config import ConfigError, register_configs
 from pinsweep.data import DatasetUnavailable
-from pinsweep.isolate import JobCrashed, run_isolated
-from pinsweep.record import CONFIG_GROUPS, environment, flatten_config, read_row, set_aside, write_row
+from pinsweep.environment import environment
+from pinsweep.interrupt import Interrupted, finish_interrupted, job_signals
+from pinsweep.isolate import JobCrashed, job_log_file, log_traceback, one_line, run_isolated
+from pinsweep.record import (
+    CONFIG_GROUPS,
+    CorruptRow,
+    flatten_config,
+    read_row,
+    set_aside,
+    write_row,
+)
 from pinsweep.train import JobTimeout, run_job
 
 log = logging.getLogger("pinsweep")
 
-# conf/ sits beside the package (an editable install, `pip install -e .`); an absolute path because
-# under `python -m` Hydra would otherwise look for a Python module named `conf`
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+def _config_dir() -> str:
+    """The repository's conf/, installed into the package as pinsweep/conf by a wheel (`pip install .`)
+    and found beside the package in a checkout (`pip install -e .`). An absolute path, because under
+    `python -m` Hydra would otherwise look for a Python module named `conf`."""
+    package = Path(__file__).resolve().parent
+    installed = package / "conf"
+    return str(installed if (installed / "config.yaml").is_file() else package.parent / "conf")
+
+
+CONFIG_DIR = _config_dir()
 
 # torch's words for a worker process that died ("DataLoader worker (pid 123) is killed by signal:
 # Killed.", "... exited unexpectedly"); an exception raised inside a worker reads "Caught ValueError
@@ -55,22 +73,53 @@ def classify(error: BaseException) -> str:
     return "failed"
 
 
+class Previous(Enum):
+    """What a job does with the row its folder already holds."""
+
+    RUN = "run"  # none, or not a success: run the job (its new row replaces the old)
+    SKIP = "skip"  # an ok row of this very job, and resume=true: nothing to run
+    SET_ASIDE = "set aside"  # an ok row of another job, or resume=false: keep it beside, then run
+
+
+def what_to_do(previous: dict[str, Any] | None, resume: bool, overrides: str) -> Previous:
+    """A finished result is never overwritten (another sweep into this folder, resume=false), and only
+    the same job's success is skipped."""
+    if previous is None or previous.get("status") != "ok":
+        return Previous.RUN
+    if resume and _same(previous.get("job.overrides"), overrides):
+        return Previous.SKIP
+    return Previous.SET_ASIDE
+
+
+def _same(recorded: Any, overrides: str) -> bool:
+    recorded = "" if recorded is None or (isinstance(recorded, float) and math.isnan(recorded)) else recorded
+    return str(recorded) == overrides
+
+
 def run_and_record(cfg: DictConfig, job_dir: str | Path, job_num: int = 0, overrides: str = "") -> dict[str, Any]:
     """Run the job unless its folder already holds an `ok` row for the same overrides (resume), and
-    write its row whatever happens. Returns the row."""
-    previous = read_row(job_dir)
-    finished = previous is not None and previous.get("status") == "ok"
-    if finished and cfg.resume and _same(previous.get("job.overrides"), overrides):
+    write its row whatever happens. Returns the row; a stop signal (pinsweep.interrupt) is recorded as
+    `interrupted` and raised on."""
+    try:
+        previous = read_row(job_dir)
+    except CorruptRow as damage:  # synced, copied or edited since: run the job again, keep the file
+        kept = set_aside(job_dir, "corrupt")
+        log.warning("job #%s: %s; kept as %s, running the job again", job_num, damage, kept.name)
+        previous = None
+    decision = what_to_do(previous, cfg.resume, overrides)
+    if decision is Previous.SKIP:
         log.info("resume: job #%s already has an ok row, skipped", job_num)
         return previous
-    if finished:  # a finished result is never overwritten (another sweep into this folder, resume=false)
+    if decision is Previous.SET_ASIDE:
         kept = set_aside(job_dir)
         log.warning("job #%s: its folder held an ok row for %r: kept as %s", job_num, previous["job.overrides"], kept)
     row: dict[str, Any] = {"job.num": job_num, "job.overrides": overrides, "status": "ok", "error": ""}
+    row["log"] = job_log_file() or ""  # where a failure's whole traceback is
     row.update(flatten_config(OmegaConf.masked_copy(cfg, list(CONFIG_GROUPS))))
     row.update(environment())
     try:
-        row.update(run_isolated(cfg) if cfg.isolate else run_job(cfg))
+        with job_signals():
+            row.update(run_isolated(cfg) if cfg.isolate else run_job(cfg))
         log.info(
             "job #%s ok: %.1f images/s steady state on %s, median epoch %.2f s, test accuracy %s",
             job_num,
@@ -79,29 +128,42 @@ def run_and_record(cfg: DictConfig, job_dir: str | Path, job_num: int = 0, overr
             row["epoch_s_median"],
             row.get("test_accuracy", "n/a"),
         )
+        if not row.get("loss_finite", True):
+            log.warning(
+                "job #%s: final loss %s: the training diverged (timing kept, loss_finite=false)",
+                job_num,
+                row["final_loss"],
+            )
     except Exception as error:  # recorded, not raised: the sweep must go on
         row["status"] = classify(error)
-        row["error"] = f"{type(error).__name__}: {error}"
-        log.error("job #%s %s: %s", job_num, row["status"], row["error"], exc_info=row["status"] == "failed")
+        row["error"] = one_line(error)  # the whole traceback goes to the job's log (the child logs its own)
+        if not cfg.isolate:
+            log_traceback(error)
+        log.error("job #%s %s: %s (log: %s)", job_num, row["status"], row["error"], row["log"] or "none")
+    except Interrupted as interruption:  # recorded, then raised: the sweep stops here
+        row.update(status="interrupted", error=f"Interrupted: {interruption}")
+        log.error("job #%s interrupted: %s", job_num, interruption)
+        write_row(job_dir, row)
+        raise
     write_row(job_dir, row)
     return row
-
-
-def _same(recorded: Any, overrides: str) -> bool:
-    recorded = "" if recorded is None or (isinstance(recorded, float) and math.isnan(recorded)) else recorded
-    return str(recorded) == overrides
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    row = run_and_record(
-        cfg,
-        hydra_cfg.runtime.output_dir,
-        hydra_cfg.job.num if multirun else 0,
-        " ".join(hydra_cfg.overrides.task),
-    )
+    try:
+        row = run_and_record(
+            cfg,
+            hydra_cfg.runtime.output_dir,
+            hydra_cfg.job.num if multirun else 0,
+            " ".join(hydra_cfg.overrides.task),
+        )
+    except Interrupted as interruption:
+        if not multirun or interruption.sweep_dir is not None:
+            raise  # this process runs the sweep (or is the single run): cli() finishes it
+        return None  # a job apart from its sweep (a SLURM job): recorded; the sweep goes on and counts it
     if row["status"] != "ok":  # already logged, as one line, by run_and_record
         if not multirun:
             sys.exit(1)
@@ -113,4 +175,7 @@ def main(cfg: DictConfig) -> float | None:
 
 def cli() -> None:
     register_configs()
-    main()
+    try:
+        main()
+    except Interrupted as interruption:  # the running job is recorded as interrupted; summarize the rest
+        sys.exit(finish_interrupted(interruption))

@@ -22,15 +22,20 @@ class SummarizeOnMultirunEnd(Callback):
     """
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from pinsweep.summarize import summarize_and_report  # lazy: keeps job start-up light
-
-        sweep_dir = config.hydra.sweep.dir
-        failed = summarize_and_report(sweep_dir)
-        try:
-            from pinsweep.report import write_report
-
-            write_report(sweep_dir)
-        except Exception:
-            log.exception("plots/report not written (summary.csv is); retry: python -m pinsweep.report %s", sweep_dir)
-        if failed:
+        if write_results(config.hydra.sweep.dir):
             raise SystemExit(1)
+
+
+def write_results(sweep_dir: str) -> int:
+    """summary.csv and effects.csv, then plots and report; returns the failed-job count. Also called
+    for a sweep stopped by Ctrl-C or SIGTERM (pinsweep.interrupt)."""
+    from pinsweep.terminal import summarize_and_report  # lazy: keeps job start-up light
+
+    tables = summarize_and_report(sweep_dir)
+    try:
+        from pinsweep.report import write_report
+
+        write_report(sweep_dir, tables=tables)  # the tables just summarized, not re-read from disk
+    except Exception:
+        log.exception("plots/report not written (summary.csv is); retry: python -m pinsweep.report %s", sweep_dir)
+    return tables.failed

@@ -8,12 +8,52 @@ job runs. `validate()` adds the checks a type cannot express (ranges, combinatio
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from enum import Enum
 from typing import Any, Dict, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from pinsweep.launchers import register_launchers
+
+
+class Choice(str, Enum):
+    """A key with a fixed set of values: Hydra refuses any other while it composes the config, and the
+    value compares, hashes, prints and lands in a row as the word typed (`pil`, not `Pipeline.pil`)."""
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
+class Pipeline(Choice):
+    pil = "pil"  # per-sample PIL image + ToTensor in the loader, as torchvision's CIFAR-10 does
+    tensor = "tensor"  # pre-decoded uint8 tensors: what decoding costs, by difference
+    device = "device"  # the whole split resident on the device: no loader at all
+
+
+class Mode(Choice):
+    epochs = "epochs"  # full epochs
+    adaptive = "adaptive"  # time steps until the CI target is met
+
+
+class Decoder(Choice):
+    pil = "pil"  # PIL.Image.open in the loader
+    torchvision = "torchvision"  # torchvision.io.decode_jpeg on the CPU, in the loader
+    nvjpeg = "nvjpeg"  # batched decode_jpeg(device="cuda") in the training process; the loader carries bytes
+
+
+class Engine(Choice):
+    dataloader = "dataloader"  # torch.utils.data.DataLoader
+    nodes = "nodes"  # torchdata.nodes: sampler -> batcher -> ParallelMapper -> PinMemory -> Prefetcher
+
+
+class WorkerType(Choice):
+    process = "process"
+    thread = "thread"  # torchdata.nodes only: DataLoader's workers are processes
+
+
+# `raise` is a Python keyword, so this one is spelt as a list; what each does: pinsweep.train.inject_fault
+Fault = Choice("Fault", [(name, name) for name in ("raise", "oom", "kill_worker", "hang")], module=__name__)
 
 
 @dataclass
@@ -27,10 +67,10 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    name: str = MISSING  # cifar10 | synthetic | custom (then _target_ names your Dataset)
+    name: str = MISSING  # cifar10 | synthetic | imagefolder (JPEG folders) | custom (_target_: your Dataset)
     root: str = "data"  # where torchvision looks for (and downloads) cifar-10-batches-py/
     download: bool = True  # download CIFAR-10 when missing (needs internet)
-    pipeline: str = "pil"  # pil: per-sample PIL + ToTensor | tensor: pre-decoded uint8 | device: resident
+    pipeline: Pipeline = Pipeline.pil  # pil: per-sample PIL + ToTensor | tensor: pre-decoded uint8 | device: resident
     train_size: Optional[int] = None  # synthetic: images in the train split; cifar10: first N only
     test_size: Optional[int] = None  # synthetic: images in the test split; cifar10: first N only
     sample_delay_ms: float = 0.0  # synthetic: sleep per sample, to mimic a slow disk or decoder
@@ -38,6 +78,8 @@ class DataConfig:
     _target_: Optional[str] = None  # dotted path of your own Dataset class (data=custom)
     kwargs: Dict[str, Any] = field(default_factory=dict)  # keyword arguments for _target_
     split_arg: Optional[str] = "train"  # custom: the keyword that picks the split (True/False)
+    image_size: int = 224  # imagefolder: side of the crops the model sees (random resized crop / center crop)
+    decoder: Decoder = Decoder.pil  # imagefolder: pil | torchvision (CPU decode_jpeg) | nvjpeg (GPU decode_jpeg)
 
 
 @dataclass
@@ -50,6 +92,10 @@ class LoaderConfig:
     prefetch_factor: Optional[int] = None  # batches prefetched per worker; null = torch's default
     shuffle: bool = True  # reshuffle the train split every epoch
     drop_last: bool = False  # drop the last incomplete batch
+    in_order: bool = True  # false: workers' batches in the order they finish, not the sampler's
+    device_prefetch: int = 0  # copy batches to the device on a side CUDA stream this many steps ahead
+    engine: Engine = Engine.dataloader  # dataloader: torch.utils.data.DataLoader | nodes: torchdata.nodes
+    worker_type: WorkerType = WorkerType.process  # process | thread (thread needs loader.engine=nodes)
 
 
 @dataclass
@@ -61,7 +107,7 @@ class TrainConfig:
     deterministic: bool = True  # cudnn.deterministic, as the notebook set it
     evaluate: bool = True  # measure test accuracy after training (timed separately)
     train_accuracy_pass: bool = False  # notebook protocol: a train-accuracy pass inside each timed epoch
-    mode: str = "epochs"  # epochs: full epochs | adaptive: time steps until the CI target is met
+    mode: Mode = Mode.epochs  # epochs: full epochs | adaptive: time steps until the CI target is met
     warmup_steps: Optional[int] = None  # excluded from steady state; null = first epoch if epochs > 1, else 3
     max_steps_per_epoch: Optional[int] = None  # cut each epoch short (quick runs); null = whole split
     target_ci: float = 0.02  # adaptive: stop when the 95% CI half-width of mean step time is below this
@@ -74,7 +120,7 @@ class TrainConfig:
     channels_last: bool = False  # NHWC memory format for model and batches
     repeat: int = 0  # replicate index: sweep it (train.repeat=0,1,2) for repeats; not a config axis
     timeout_s: Optional[float] = None  # fail the job as `timeout` after this many seconds
-    inject_fault: Optional[str] = None  # tests of fault handling: raise | oom | kill_worker | hang
+    inject_fault: Optional[Fault] = None  # tests of fault handling: raise | oom | kill_worker | hang
 
 
 @dataclass
@@ -92,9 +138,6 @@ class ConfigError(ValueError):
 
 
 GROUP_SCHEMAS = {"model": ModelConfig, "data": DataConfig, "loader": LoaderConfig, "train": TrainConfig}
-PIPELINES = ("pil", "tensor", "device")
-MODES = ("epochs", "adaptive")
-FAULTS = ("raise", "oom", "kill_worker", "hang")
 
 
 def validate(cfg: Any) -> None:
@@ -120,21 +163,30 @@ def validate(cfg: Any) -> None:
         )
     if loader.prefetch_factor is not None and loader.prefetch_factor < 1:
         raise ConfigError(f"loader.prefetch_factor={loader.prefetch_factor}: must be >= 1 or null")
-    if data.pipeline not in PIPELINES:
-        raise ConfigError(f"data.pipeline={data.pipeline}: choose one of {', '.join(PIPELINES)}")
-    if train.mode not in MODES:
-        raise ConfigError(f"train.mode={train.mode}: choose one of {', '.join(MODES)}")
     if train.epochs < 1:
         raise ConfigError(f"train.epochs={train.epochs}: must be >= 1")
-    if train.inject_fault is not None and train.inject_fault not in FAULTS:
-        raise ConfigError(f"train.inject_fault={train.inject_fault}: choose one of {', '.join(FAULTS)} or null")
     if train.inject_fault == "kill_worker" and loader.num_workers == 0:
         raise ConfigError("train.inject_fault=kill_worker needs a worker to kill: set loader.num_workers >= 1")
     _validate_train(train)
+    _validate_input(data, loader)
     for size_key in ("train_size", "test_size"):
         size = data[size_key]
         if size is not None and size < 1:
             raise ConfigError(f"data.{size_key}={size}: must be >= 1 or null")
+
+
+def _validate_input(data: Any, loader: Any) -> None:
+    """JPEG decoders and loader engines; whether CUDA is there for nvjpeg is checked once the device is known."""
+    if data.decoder != Decoder.pil and data.name != "imagefolder":
+        raise ConfigError(f"data.decoder={data.decoder} decodes JPEG files: use it with data=imagefolder")
+    if data.image_size < 1:
+        raise ConfigError(f"data.image_size={data.image_size}: must be >= 1, e.g. data.image_size=224")
+    if loader.worker_type == WorkerType.thread and loader.engine != Engine.nodes:
+        raise ConfigError(
+            "loader.worker_type=thread: DataLoader's workers are processes; use loader.engine=nodes for threads"
+        )
+    if loader.device_prefetch < 0:
+        raise ConfigError(f"loader.device_prefetch={loader.device_prefetch}: must be >= 0 (0: copy in the step)")
 
 
 def _validate_train(train: Any) -> None:

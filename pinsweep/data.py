@@ -1,20 +1,27 @@
 """Datasets and the DataLoader under study.
 
-Three sources (CIFAR-10 through torchvision, synthetic data of the same shape, your own Dataset) and
-three input pipelines that show what the input path costs:
+Four sources (CIFAR-10 through torchvision, synthetic data of the same shape, folders of JPEG files in
+ImageFolder layout, your own Dataset) and three input pipelines that show what the input path costs:
 
 - `pil`: per-sample PIL image + ToTensor in the loader, as the notebook (and torchvision) do it.
 - `tensor`: the split decoded once into a uint8 tensor; the loader gathers whole batches by index
   and the float conversion happens on the device.
 - `device`: the whole split resident on the device; no DataLoader, no copy: the input-path ceiling.
+
+JPEG folders (`data=imagefolder`) decode each file with `data.decoder`: PIL, torchvision.io.decode_jpeg
+on the CPU, or nvJPEG on the GPU, where the loader carries the encoded bytes and the training process
+decodes a whole batch at once (`EncodedBatch`). Loaders are DataLoaders, or torchdata.nodes graphs with
+`loader.engine=nodes` (pinsweep.nodes).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,6 +31,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets, transforms
 from torchvision.datasets.utils import check_integrity
+from torchvision.io import ImageReadMode, decode_jpeg, read_file
+from torchvision.transforms import v2
 
 from pinsweep.config import ConfigError
 
@@ -102,10 +111,75 @@ def _first(dataset: Any, size: int | None) -> Any:
     return dataset
 
 
+# ---------------------------------------------------------------------------------------- JPEG folders
+
+
+def imagenet_transforms(image_size: int, train: bool) -> list[Any]:
+    """torchvision's ImageNet recipe: random resized crop + flip to train, resize (by 256/224) + center crop
+    to test. They work on PIL images and on uint8 tensors, on the CPU or the GPU, so every decoder gets
+    the same augmentation."""
+    if train:
+        return [v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip()]
+    return [v2.Resize(round(image_size * 256 / 224), antialias=True), v2.CenterCrop(image_size)]
+
+
+def decode_rgb(data: torch.Tensor) -> torch.Tensor:
+    """JPEG bytes -> uint8 CHW RGB with torchvision.io on the CPU (module level: picklable for workers)."""
+    return decode_jpeg(data, mode=ImageReadMode.RGB)
+
+
+@dataclass
+class EncodedBatch:
+    """A batch of undecoded JPEG files (data.decoder=nvjpeg): the loader carries bytes, and the training
+    process decodes them all at once on the GPU, where they are needed."""
+
+    data: list[torch.Tensor]
+    image_size: int
+    train: bool
+
+    def pin_memory(self) -> EncodedBatch:  # DataLoader's pin_memory=true calls this on custom batches
+        return EncodedBatch([part.pin_memory() for part in self.data], self.image_size, self.train)
+
+    def decode(self, device: torch.device) -> torch.Tensor:
+        """Batched nvJPEG decode, then the same crops and flips as the other decoders, on the device."""
+        images = decode_jpeg(self.data, mode=ImageReadMode.RGB, device=device)
+        transform = v2.Compose(imagenet_transforms(self.image_size, self.train))
+        return torch.stack([transform(image) for image in images])
+
+
+def collate_encoded(samples: list[tuple[torch.Tensor, int]], image_size: int, train: bool):
+    """collate_fn for data.decoder=nvjpeg: file bytes differ in length, so they stay a list."""
+    data, labels = zip(*samples)
+    return EncodedBatch(list(data), image_size, train), torch.as_tensor(labels)
+
+
+def _imagefolder(data_cfg: Any, train: bool) -> datasets.ImageFolder | None:
+    """One split of a JPEG folder tree, decoded as data.decoder says; uint8 images (the float conversion
+    happens on the device, as for data.pipeline=tensor). None for a missing val/ folder."""
+    split = "train" if train else "val"
+    folder = os.path.join(os.path.abspath(data_cfg.root), split)
+    if not os.path.isdir(folder):
+        if not train:
+            log.warning("no %s: no test split, so no test accuracy", folder)
+            return None
+        raise DatasetUnavailable(
+            f"data=imagefolder needs {folder}/<class>/<image>.jpg: point data.root at a folder with train/ "
+            f"(and val/), or write one with `python -m pinsweep.make_jpegs {data_cfg.root}`"
+        )
+    augment = imagenet_transforms(data_cfg.image_size, train)
+    if data_cfg.decoder == "pil":  # ImageFolder's own loader: PIL.Image.open(...).convert("RGB")
+        return datasets.ImageFolder(folder, transform=v2.Compose([*augment, v2.PILToTensor()]))
+    if data_cfg.decoder == "torchvision":
+        return datasets.ImageFolder(folder, loader=read_file, transform=v2.Compose([decode_rgb, *augment]))
+    return datasets.ImageFolder(folder, loader=read_file)  # nvjpeg: bytes, see EncodedBatch
+
+
 def build_datasets(data_cfg: Any) -> tuple[Dataset, Dataset | None]:
     """Train and test splits named by the config. Synthetic data is used only when asked for."""
     name = data_cfg.name
-    if name == "cifar10":
+    if name == "imagefolder":
+        train, test = _imagefolder(data_cfg, True), _imagefolder(data_cfg, False)
+    elif name == "cifar10":
         train = _first(_cifar10(data_cfg.root, True, data_cfg.download), data_cfg.train_size)
         test = _first(_cifar10(data_cfg.root, False, False), data_cfg.test_size)
     elif name == "synthetic":
@@ -154,13 +228,20 @@ def _keep_batch(batch: Any) -> Any:
     return batch
 
 
-def build_loader(dataset: Dataset, loader_cfg: Any, train: bool) -> DataLoader:
-    """The DataLoader exactly as configured; the test split is never shuffled."""
+def build_loader(dataset: Dataset, loader_cfg: Any, train: bool, collate_fn: Any = None) -> Any:
+    """The loader exactly as configured (a DataLoader, or a torchdata.nodes graph with loader.engine=nodes);
+    the test split is never shuffled."""
+    if isinstance(dataset, BatchGatherDataset):
+        collate_fn = _keep_batch
+    if loader_cfg.engine == "nodes":
+        from pinsweep.nodes import NodesLoader  # torchdata is optional: imported only when asked for
+
+        return NodesLoader(dataset, loader_cfg, train, collate_fn)
     extra: dict[str, Any] = {}
     if loader_cfg.prefetch_factor is not None:
         extra["prefetch_factor"] = loader_cfg.prefetch_factor
-    if isinstance(dataset, BatchGatherDataset):
-        extra["collate_fn"] = _keep_batch
+    if collate_fn is not None:
+        extra["collate_fn"] = collate_fn
     return DataLoader(
         dataset,
         batch_size=loader_cfg.batch_size,
@@ -169,6 +250,7 @@ def build_loader(dataset: Dataset, loader_cfg: Any, train: bool) -> DataLoader:
         pin_memory=loader_cfg.pin_memory,
         persistent_workers=loader_cfg.persistent_workers,
         drop_last=loader_cfg.drop_last and train,
+        in_order=loader_cfg.in_order,
         **extra,
     )
 
@@ -203,7 +285,10 @@ class DeviceResidentLoader:
 def build_input(dataset: Dataset, data_cfg: Any, loader_cfg: Any, device: torch.device, train: bool, seed: int):
     """The batch source for one split under the configured pipeline."""
     if data_cfg.pipeline == "pil":
-        return build_loader(dataset, loader_cfg, train)
+        collate = None
+        if data_cfg.name == "imagefolder" and data_cfg.decoder == "nvjpeg":
+            collate = functools.partial(collate_encoded, image_size=data_cfg.image_size, train=train)
+        return build_loader(dataset, loader_cfg, train, collate)
     gathered = BatchGatherDataset(dataset)
     if data_cfg.pipeline == "tensor":
         return build_loader(gathered, loader_cfg, train)

@@ -3,9 +3,16 @@
 Hydra's basic launcher runs every job of a sweep in one Python process, one after another: the
 notebook's mistake in another form. A CUDA context, cuDNN's kernel choices, the caching allocator's
 pool, warm page caches and leftover DataLoader workers would carry from one job into the next.
-With `isolate=true` (the default) the job runs in a child started with `spawn` (a new interpreter:
-CUDA cannot be forked safely), one at a time; the parent only records the row. A crash that kills
-the child (segfault, the kernel's OOM killer) becomes a `crashed` row instead of ending the sweep.
+With `isolate=true` (the default) the job runs in a child process of its own, one at a time; the
+parent only records the row. A crash that kills the child (segfault, the kernel's OOM killer) becomes
+a `crashed` row instead of ending the sweep.
+
+The child is forked from a *fork server*: a process started once per sweep, from a fresh interpreter,
+that imports torch, torchvision and pinsweep's job code and then does nothing but fork. Each job is a
+copy of that idle process: nothing from a previous job can be in it, CUDA has never been initialized
+in it (CUDA cannot be forked safely once initialized; _child checks), and the 3-5 s of importing torch
+again that `spawn` costs every job is paid once, in the background (start_job_server). Set
+PINSWEEP_JOB_START=spawn for the old way: a new interpreter per job (the benchmark's "before").
 """
 
 from __future__ import annotations
@@ -14,18 +21,21 @@ import logging
 import multiprocessing
 import os
 import pickle
+import signal
 import sys
 import threading
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from pinsweep.train import JobTimeout, run_job
-
 log = logging.getLogger(__name__)
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's job-log format
 EXIT_GRACE_S = 30.0  # beyond train.timeout_s, for the child to time itself out and report
+START_METHODS = ("forkserver", "spawn")
+# what the fork server imports once, so that no job imports it again: the job and its lazy imports
+PRELOAD = ["pinsweep.train", "scipy.stats"]
 
 
 class JobCrashed(RuntimeError):
@@ -47,16 +57,29 @@ def _exit_with_parent() -> None:
 
 def _child(config: dict, log_file: str | None, results: Connection) -> None:
     _exit_with_parent()
+    # a process group of its own, which its DataLoader workers join: the sweep stops them all at once
+    # (_kill_job), and a Ctrl-C at the terminal reaches only the sweep, which records the job as
+    # interrupted; the sweep's own SIGTERM handler, inherited under fork, is not this process's
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # a spawned child inherits "spawn" as its default start method; DataLoader workers must start as in
     # the user's own script (the platform default, fork on Linux), not re-import torch every epoch
     multiprocessing.set_start_method(None, force=True)
+    import torch
+
+    from pinsweep.train import run_job
+
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         handlers.append(logging.FileHandler(log_file))
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=handlers, force=True)
     try:
+        if torch.cuda.is_initialized():  # never true from the fork server, which imports and forks only
+            raise RuntimeError("the job process started with CUDA initialized: set PINSWEEP_JOB_START=spawn")
         results.send(("ok", run_job(OmegaConf.create(config))))
     except Exception as error:
+        log_traceback(error)
         try:
             pickle.dumps(error)
         except Exception:  # an exception that cannot cross the process boundary: keep its text
@@ -64,7 +87,43 @@ def _child(config: dict, log_file: str | None, results: Connection) -> None:
         results.send(("error", error))
 
 
-def _job_log_file() -> str | None:
+def one_line(error: BaseException) -> str:
+    """`ValueError: bad sample 3`: the exception's type and the first line of its message, for the
+    terminal and the row. An exception raised in a DataLoader worker reaches the job as "Caught
+    ValueError in DataLoader worker process 0." plus the worker's whole traceback: its last line is the
+    worker's own exception."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[1].startswith("Original Traceback"):
+        return f"{lines[-1]} (in a DataLoader worker)"
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def log_traceback(error: BaseException) -> None:
+    """The whole traceback into the job's log file, not the terminal (it gets one_line)."""
+    record = logging.LogRecord(
+        log.name,
+        logging.ERROR,
+        __file__,
+        0,
+        "job failed: %s",
+        (one_line(error),),
+        (type(error), error, error.__traceback__),
+    )
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def _kill_job(child: BaseProcess) -> None:
+    """Kill the job's process and the DataLoader workers it started (its process group, see _child)."""
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except OSError:  # not yet the leader of its own group, so it has started no workers either
+        child.kill()
+    child.join()
+
+
+def job_log_file() -> str | None:
     """The log file Hydra set up for this job, so the child writes to the same one."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
@@ -72,18 +131,49 @@ def _job_log_file() -> str | None:
     return None
 
 
+def _start_method() -> str:
+    method = os.environ.get("PINSWEEP_JOB_START", "forkserver")
+    if method not in START_METHODS:
+        raise ValueError(f"PINSWEEP_JOB_START={method}: choose one of {', '.join(START_METHODS)} (or unset it)")
+    return method
+
+
+def job_context() -> multiprocessing.context.BaseContext:
+    """The multiprocessing context jobs start from (the fork server, with its imports, by default)."""
+    context = multiprocessing.get_context(_start_method())
+    if context.get_start_method() == "forkserver":
+        context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+def start_job_server() -> None:
+    """Start the fork server now (it returns at once), so that it imports torch while this process
+    imports its own and composes the config; the first job then waits for it no longer than that."""
+    if job_context().get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
 def run_isolated(cfg: DictConfig) -> dict[str, Any]:
-    """`run_job(cfg)` in a fresh spawned process; its exceptions are raised here unchanged."""
-    context = multiprocessing.get_context("spawn")
+    """`run_job(cfg)` in a fresh process (see the module's docstring); its exceptions are raised here
+    unchanged."""
+    from pinsweep.train import JobTimeout
+
+    context = job_context()
     results, sender = context.Pipe(duplex=False)
     config = OmegaConf.to_container(cfg, resolve=True)
-    child = context.Process(target=_child, args=(config, _job_log_file(), sender), name="pinsweep-job")
+    child = context.Process(target=_child, args=(config, job_log_file(), sender), name="pinsweep-job")
     child.start()
     sender.close()  # the child holds the only writing end: a dead child reads as end-of-file
     deadline = cfg.train.timeout_s + EXIT_GRACE_S if cfg.train.timeout_s else None
-    if not wait([results], timeout=deadline):  # stuck where its own alarm cannot reach: stop it from here
-        child.kill()
-        child.join()
+    try:
+        finished = wait([results], timeout=deadline)
+    except BaseException:  # Ctrl-C or SIGTERM (pinsweep.interrupt): the job stops with the sweep
+        _kill_job(child)
+        raise
+    if not finished:  # stuck where its own alarm cannot reach: stop it from here
+        _kill_job(child)
         raise JobTimeout(f"job exceeded train.timeout_s={cfg.train.timeout_s:g} and was killed")
     try:
         outcome, payload = results.recv()

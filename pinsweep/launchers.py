@@ -22,14 +22,19 @@ CPUS_RESOLVER = "pinsweep_cpus"
 NUM_WORKERS = "loader.num_workers"
 
 
+def sweep_arguments(root: DictConfig) -> list[str]:
+    """The sweep's overrides as the sweeper reads them: hydra.sweeper.params as `key=value` first, then
+    the command line's (which win), sweep syntax included."""
+    params = OmegaConf.select(root, "hydra.sweeper.params") or {}
+    arguments = [f"{key}={value}" for key, value in params.items()]
+    return arguments + list(OmegaConf.select(root, "hydra.overrides.task") or [])
+
+
 def largest_num_workers(root: DictConfig) -> int:
     """The largest loader.num_workers of any job: from the sweep's overrides (command line and
     hydra.sweeper.params, sweep syntax included) and from the composed config (experiment files)."""
-    params = OmegaConf.select(root, "hydra.sweeper.params") or {}
-    arguments = [f"{key}={value}" for key, value in params.items()]
-    arguments += list(OmegaConf.select(root, "hydra.overrides.task") or [])
     largest = OmegaConf.select(root, NUM_WORKERS, default=0) or 0
-    for override in OverridesParser.create().parse_overrides(arguments):
+    for override in OverridesParser.create().parse_overrides(sweep_arguments(root)):
         if override.key_or_group == NUM_WORKERS:
             largest = max(largest, *_values(override))
     return int(largest)

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.transforms import blended_transform_factory
 
-from pinsweep.report import axes_of, config_label, config_status
-from pinsweep.summarize import OVERALL, _level_key, _short, inactive_axes
+from pinsweep.summarize import OVERALL, inactive_axes, level_key
+from pinsweep.wording import axes_of, config_label, config_status, short_name
 
 log = logging.getLogger("pinsweep.plots")
 
@@ -43,27 +43,6 @@ PARTS = (  # column in summary.csv, legend label, colour
     ("compute_frac", "compute (fwd, bwd, step)", "#3b75af"),
 )
 OTHER_COLOR = "#d0d4d9"
-
-
-# ------------------------------------------------------------------------------------------ reading
-
-
-def read_summary(path: str | Path) -> pd.DataFrame:
-    """summary.csv with its axis columns kept as written (`false`, `null`, `2`), not parsed by pandas."""
-    summary = pd.read_csv(path)
-    axes = list(summary.columns[: list(summary.columns).index("baseline")]) if "baseline" in summary else []
-    if axes:
-        summary[axes] = pd.read_csv(path, usecols=axes, dtype=str, keep_default_na=False)[axes]
-    return summary
-
-
-def read_effects(path: str | Path) -> pd.DataFrame:
-    """effects.csv with its level columns kept as written, like `read_summary`."""
-    effects = pd.read_csv(path)
-    text = [c for c in ("level", "reference", "held_fixed") if c in effects]
-    if len(effects) and text:
-        effects[text] = pd.read_csv(path, usecols=text, dtype=str, keep_default_na=False)[text]
-    return effects
 
 
 def _first(rows: pd.DataFrame, column: str) -> str:
@@ -110,7 +89,7 @@ def setup_title(rows: pd.DataFrame, axes: list[str]) -> str:
     if batch:
         parts.append(f"batch {norm_int(batch)}")
     inactive = inactive_axes(rows, axes)
-    caveat = f" | {', '.join(_short(a, axes) for a in inactive)} inactive: no accelerator" if inactive else ""
+    caveat = f" | {', '.join(short_name(a, axes) for a in inactive)} inactive: no accelerator" if inactive else ""
     return ", ".join(parts) + f" | {hardware(rows)}{caveat}"
 
 
@@ -287,8 +266,8 @@ def plot_heatmap(summary: pd.DataFrame, rows: pd.DataFrame, pair: tuple[str, str
     cells = summary
     for axis, level in held.items():
         cells = cells[cells[axis] == level]
-    ys = sorted(summary[y_axis].unique(), key=_level_key)
-    xs = sorted(summary[x_axis].unique(), key=_level_key)
+    ys = sorted(summary[y_axis].unique(), key=level_key)
+    xs = sorted(summary[x_axis].unique(), key=level_key)
     grid = np.full((len(ys), len(xs)), np.nan)
     speedups = np.full_like(grid, np.nan)
     failures: dict[tuple[int, int], str] = {}
@@ -320,7 +299,7 @@ def plot_heatmap(summary: pd.DataFrame, rows: pd.DataFrame, pair: tuple[str, str
     ax.set_xlabel(x_axis)
     ax.set_ylabel(y_axis)
     fig.colorbar(image, ax=ax, label="images/s (steady state, geometric mean)")
-    held_text = ", ".join(f"{_short(a, axes)}={v}" for a, v in held.items())
+    held_text = ", ".join(f"{short_name(a, axes)}={v}" for a, v in held.items())
     held_text = f" for the two axes with the largest effect (others at {held_text})" if held else ""
     ax.set_title(f"Images/s and speedup vs baseline{held_text}\n{setup_title(rows, axes)}", fontsize=11)
     fig.savefig(path)

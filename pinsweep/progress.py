@@ -12,15 +12,23 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from hydra.utils import get_class
 from omegaconf import DictConfig
+
+from pinsweep.launchers import sweep_arguments
 
 log = logging.getLogger("pinsweep")
 JOB_COUNT_FILE = ".pinsweep-jobs"
-# sweepers that run the whole Cartesian product of the swept values: pinsweep's (the default) and Hydra's
-GRID_SWEEPERS = (
-    "hydra_plugins.pinsweep_sweeper.PinsweepSweeper",
-    "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
-)
+
+
+def runs_the_grid(target: str) -> bool:
+    """Whether the sweeper class runs the whole Cartesian product of the swept values: Hydra's basic
+    sweeper and pinsweep's (the default), which extends it, split the command line with
+    `split_arguments`. Asked of the class itself, so no private Hydra module is named here."""
+    try:
+        return callable(getattr(get_class(target), "split_arguments", None))
+    except (ImportError, ValueError):
+        return False
 
 
 def count_jobs(config: DictConfig) -> int | None:
@@ -28,17 +36,15 @@ def count_jobs(config: DictConfig) -> int | None:
     sweeper = config.hydra.sweeper
     if "n_trials" in sweeper:
         return int(sweeper.n_trials)
-    if str(sweeper.get("_target_", "")) not in GRID_SWEEPERS:
+    if not runs_the_grid(str(sweeper.get("_target_", ""))):
         return None
     # imported here: the plugin is found through the hydra_plugins namespace, which
     # pinsweep.config.register_configs completes (editable installs) before any sweep starts
     from hydra_plugins.pinsweep_sweeper import sweep_jobs
 
-    # the same grid as the sweeper's: hydra.sweeper.params first, then the command line; the
-    # order of the jobs does not change their number, so this also counts the basic sweeper's
-    arguments = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
-    arguments += list(config.hydra.overrides.task)
-    return len(sweep_jobs(arguments, shuffle=False))
+    # the same grid as the sweeper's; the order of the jobs does not change their number, so this
+    # also counts the basic sweeper's
+    return len(sweep_jobs(sweep_arguments(config), shuffle=False))
 
 
 class AnnounceJobs(Callback):

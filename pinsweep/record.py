@@ -1,27 +1,24 @@
-"""One CSV row per job: every config key its own column, the metrics, the status, the environment.
+"""One CSV row per job: every config key its own column, the metrics, the status, the environment
+(captured by pinsweep.environment, beside the job: reading rows never imports torch).
 
 Each job writes `row.csv` in its own job folder (Hydra gives every job one), via a temporary file and
 an atomic rename: concurrent jobs never share a file, and a killed job leaves either no row or a
-whole one. Rows are read back with pandas; a job folder without a row is reported as `missing`.
+whole one. Rows are read back with pandas; a job folder without a row is reported as `missing`, and a
+row that cannot be read (sweep folders get synced, copied and edited) as `corrupt`, with the reason.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
-import platform
-import socket
-import subprocess
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-import torchvision
 from omegaconf import DictConfig, OmegaConf
 
-import pinsweep
 from pinsweep.config import GROUP_SCHEMAS
 
 if TYPE_CHECKING:  # pandas costs start-up: imported only where rows are read or written
@@ -49,60 +46,6 @@ def flatten_config(cfg: DictConfig) -> dict[str, Any]:
     return flat
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(pinsweep.__file__).parent,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
-
-
-def device_environment(device: torch.device) -> dict[str, Any]:
-    """The accelerator's name and cuDNN version; called inside the job, where CUDA is initialized
-    anyway, so that the sweep's parent process never holds a CUDA context of its own."""
-    cuda = device.type == "cuda"
-    return {
-        "env.device_name": torch.cuda.get_device_name(device) if cuda else "",
-        "env.cudnn": torch.backends.cudnn.version() if cuda else "",
-    }
-
-
-def environment() -> dict[str, Any]:
-    """Where and with what the numbers were measured (host side; see device_environment)."""
-    return {
-        "env.pinsweep": pinsweep.__version__,
-        "env.torch": torch.__version__,
-        "env.torchvision": torchvision.__version__,
-        "env.cuda": torch.version.cuda or "",
-        "env.cpu_model": _cpu_model(),
-        "env.cpu_count": os.cpu_count(),
-        # the training process's intra-op threads (OMP_NUM_THREADS, torch.set_num_threads): with the loader's
-        # workers, what shares those cores
-        "env.torch_threads": torch.get_num_threads(),
-        "env.hostname": socket.gethostname(),
-        "env.python": platform.python_version(),
-        "env.git_commit": _git_commit(),
-        "env.utc_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "env.slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),  # set when the job ran as a SLURM job
-    }
-
-
 def write_row(job_dir: str | Path, row: dict[str, Any]) -> Path:
     """Write one row as `job_dir/row.csv`, atomically (temporary file in the same folder + rename)."""
     import pandas
@@ -124,23 +67,50 @@ def write_row(job_dir: str | Path, row: dict[str, Any]) -> Path:
     return target
 
 
-def set_aside(job_dir: str | Path) -> Path:
-    """Rename a job folder's row to `row-replaced-<utc time>.csv`: kept on disk, no longer read as the
-    job's row, so that the job's new row never destroys a finished one."""
+def set_aside(job_dir: str | Path, why: str = "replaced") -> Path:
+    """Rename a job folder's row to `row-<why>-<utc time>.csv`: kept on disk, no longer read as the
+    job's row, so that the job's new row never destroys a finished (or a damaged) one."""
     source = Path(job_dir) / ROW_FILE
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    target = source.with_name(f"row-replaced-{stamp}.csv")
+    target = source.with_name(f"row-{why}-{stamp}.csv")
     os.replace(source, target)
     return target
 
 
+class CorruptRow(ValueError):
+    """A row file that is not the one row write_row wrote; the message names the file and what is wrong."""
+
+
+def _read_row_file(path: Path) -> pd.DataFrame:
+    """One row file as a one-row frame, or CorruptRow. Checked with the csv module first: pandas reads a
+    truncated line as a shorter row (NaN to its end) and a header alone as an empty frame."""
+    import pandas
+
+    try:
+        text = path.read_text()
+        if not text:
+            raise CorruptRow(f"{path}: empty file")
+        if not text.endswith("\n"):  # write_row ends its one line with a newline
+            raise CorruptRow(f"{path}: truncated (ends mid-line)")
+        records = list(csv.reader(text.splitlines(keepends=True), strict=True))
+        if len(records) != 2:
+            raise CorruptRow(f"{path}: {len(records)} CSV lines, expected a header and one row")
+        header, cells = records
+        if len(cells) != len(header):
+            raise CorruptRow(f"{path}: {len(cells)} cells under {len(header)} columns (truncated or edited)")
+        if "status" not in header:
+            raise CorruptRow(f"{path}: no status column (not a pinsweep row)")
+        return pandas.read_csv(path)
+    except (UnicodeDecodeError, csv.Error, pandas.errors.ParserError) as error:
+        raise CorruptRow(f"{path}: unreadable ({error})") from error
+
+
 def read_row(job_dir: str | Path) -> dict[str, Any] | None:
+    """The job's row as a dict, None when it has none; CorruptRow when its file is damaged."""
     path = Path(job_dir) / ROW_FILE
     if not path.exists():
         return None
-    import pandas
-
-    return pandas.read_csv(path).iloc[0].to_dict()
+    return _read_row_file(path).iloc[0].to_dict()
 
 
 def job_dirs(sweep_dir: str | Path) -> list[Path]:
@@ -155,9 +125,10 @@ def _natural(name: str) -> tuple:
     return (0, int(name)) if name.isdigit() else (1, name)
 
 
-def _missing_row(job_dir: Path) -> dict[str, Any]:
-    """A job that left no row (killed, or never ran): its config still tells which group it was."""
-    row: dict[str, Any] = {"status": "missing", "error": "job folder has no row.csv: killed or never finished"}
+def _missing_row(job_dir: Path, status: str = "missing", error: str = "") -> dict[str, Any]:
+    """A job that left no row (killed, or never ran), or a damaged one: its config still tells which
+    group it was."""
+    row: dict[str, Any] = {"status": status, "error": error or "job folder has no row.csv: killed or never finished"}
     composed = job_dir / ".hydra" / "config.yaml"
     if composed.exists():
         config = OmegaConf.load(composed)
@@ -166,13 +137,17 @@ def _missing_row(job_dir: Path) -> dict[str, Any]:
 
 
 def read_rows(sweep_dir: str | Path) -> pd.DataFrame:
-    """All job rows under a sweep folder; a job folder without a row becomes a `missing` row."""
+    """All job rows under a sweep folder; a job folder without a row becomes a `missing` row, one whose
+    row cannot be read a `corrupt` row whose error names the file and the reason."""
     import pandas
 
     frames = []
     for job_dir in job_dirs(sweep_dir):
         path = job_dir / ROW_FILE
-        frame = pandas.read_csv(path) if path.exists() else pandas.DataFrame([_missing_row(job_dir)])
+        try:
+            frame = _read_row_file(path) if path.exists() else pandas.DataFrame([_missing_row(job_dir)])
+        except CorruptRow as damage:
+            frame = pandas.DataFrame([_missing_row(job_dir, "corrupt", str(damage))])
         frame["job.dir"] = str(job_dir)
         frames.append(frame)
     if not frames:

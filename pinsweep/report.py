@@ -23,15 +23,16 @@ import numpy as np
 import pandas as pd
 
 from pinsweep.advice import MAX_USEFUL_REPEATS, Advice, advise, inactive_axes_of
+from pinsweep.plots import make_plots, setup_title
 from pinsweep.record import ROW_FILE, read_rows
-from pinsweep.summarize import OVERALL, SummaryError, _short, norm, summarize_and_report
-from pinsweep.wording import axes_of, claim_label, config_label
+from pinsweep.summarize import OVERALL, Effect, SummaryError, Tables, norm, read_tables
+from pinsweep.terminal import summarize_and_report
+from pinsweep.wording import axes_of, claim_label, config_label, ratio_interval, short_name, table_cells
 from pinsweep.wording import interval as _interval
 from pinsweep.wording import ips as _ips
 from pinsweep.wording import missing as _missing
 from pinsweep.wording import ratio as _ratio
 
-INACTIVE = "none: inactive"
 TOO_FAST_EFFICIENCY = 1.1  # beyond noise: the ceiling itself was mismeasured
 WHY = {  # verdict -> what it means for the fastest config; {wait}/{copy} are its step-time shares. What to
     # change is pinsweep.advice's, which checks each change against the sweep
@@ -84,51 +85,6 @@ FIXED_SETTINGS = (
 )
 
 
-# -------------------------------------------------------------------------------------- formatting
-
-
-def config_status(record: pd.Series, axes: list[str], rows: pd.DataFrame | None) -> str:
-    """`3 ok`, `2 ok, 1 oom`: how the config's jobs ended."""
-    counts = {"ok": int(record.get("n", 0))}
-    if rows is not None and "status" in rows and record.get("n_failed", 0):
-        mine = np.logical_and.reduce([rows[a].map(norm) == record[a] for a in axes]) if axes else True
-        for status, count in rows.loc[mine & (rows["status"] != "ok"), "status"].value_counts().items():
-            counts[str(status)] = int(count)
-    elif record.get("n_failed", 0):
-        counts["failed"] = int(record["n_failed"])
-    return ", ".join(f"{count} {status}" for status, count in counts.items() if count or status != "ok") or "no run"
-
-
-def table_cells(summary: pd.DataFrame, rows: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The summary as display text, fastest first: config, images/s with its interval, speedup with its
-    interval, significance, efficiency, verdict, status. Shared by the terminal table and the report."""
-    axes = axes_of(summary)
-    cells = []
-    for _, r in summary.sort_values("ips_geomean", ascending=False, na_position="last").iterrows():
-        row = {_short(a, axes): str(r[a]) for a in axes}
-        ran = not _missing(r["ips_geomean"])
-        row["images/s [95% CI]"] = _ips(r["ips_geomean"], r.get("ips_ci_low"), r.get("ips_ci_high")) if ran else "-"
-        speedup = "" if _missing(r.get("speedup")) else _ratio(r["speedup"])
-        row["speedup [95% CI]"] = speedup + _interval(r.get("speedup_ci_low"), r.get("speedup_ci_high")) or "-"
-        significant = r.get("significant")
-        row["significant"] = (
-            "baseline"
-            if bool(r["baseline"])
-            else "inactive"
-            if bool(r.get("inactive", False))
-            else "-"
-            if _missing(significant)
-            else "yes"
-            if significant
-            else "no"
-        )
-        row["efficiency"] = "-" if _missing(r.get("efficiency")) else f"{r['efficiency']:.0%}"
-        row["verdict"] = r["verdict"] if isinstance(r.get("verdict"), str) and r["verdict"] else "-"
-        row["status"] = config_status(r, axes, rows)
-        cells.append(row)
-    return pd.DataFrame(cells)
-
-
 # -------------------------------------------------------------------------------------- conclusion
 
 
@@ -145,23 +101,28 @@ def _change(effect: pd.Series) -> str:
     )
 
 
+def _acting(effects: pd.DataFrame) -> pd.Series:
+    """Which rows found a significant effect, either way."""
+    return effects["effect"].map(lambda effect: Effect(effect).acts).astype(bool)
+
+
 def _others(axis: str, axes: list[str]) -> str:
-    return " and ".join(_short(a, axes) for a in axes if a != axis)
+    return " and ".join(short_name(a, axes) for a in axes if a != axis)
 
 
 def _axis_sentence(axis: str, overall: pd.DataFrame, strata: pd.DataFrame, axes: list[str], lead: str) -> str:
     """One axis's effect in words. `overall` holds its OVERALL rows (one per level), `strata` the rest."""
-    name = _short(axis, axes)
+    name = short_name(axis, axes)
     others = _others(axis, axes)
     everywhere = f" at any {others}" if others else ""
-    words = overall["effect"].astype(str)
-    if words.str.startswith(INACTIVE).all():
+    kinds = overall["effect"].map(Effect)
+    if (kinds == Effect.INACTIVE).all():
         measured = ", ".join(_change(e).replace(" is ", " ratio, ") for _, e in overall.iterrows())
         return (
             f"{name} changes nothing on this machine: it is inactive without an accelerator, so the measured "
             f"{measured}, is noise or drift"
         )
-    real = overall[words.isin(["faster", "slower"])]
+    real = overall[_acting(overall)]
     if len(real):
         top = real.loc[real.apply(_size, axis=1).idxmax()]
         sentence = f"{name} {lead}: {_change(top)}"
@@ -169,14 +130,14 @@ def _axis_sentence(axis: str, overall: pd.DataFrame, strata: pd.DataFrame, axes:
             levels = ", ".join(f"{e['level']}: {_ratio(e['ratio'])}" for _, e in overall.iterrows())
             sentence += f" (every level vs {top['reference']}: {levels})"
         return sentence
-    if words.str.startswith("unknown").all():
+    if kinds.map(lambda kind: kind.unknown).all():
         top = overall.loc[overall.apply(_size, axis=1).idxmax()]
         return (
             f"{name}: {top['reference']} -> {top['level']} measured {_ratio(top['ratio'])}, but without a confidence "
             "interval (a config with fewer than 2 successful runs) that cannot be told from noise"
         )
     # not significant overall; it may still act at some levels of the other axes (an interaction)
-    acting = strata[strata["effect"].isin(["faster", "slower"])]
+    acting = strata[_acting(strata)]
     measured = ", ".join(_change(e) for _, e in overall.iterrows())
     if len(acting):
         where = "; ".join(f"at {e['held_fixed']} {_change(e)} ({e['effect']})" for _, e in acting.iterrows())
@@ -208,9 +169,9 @@ def _axis_sentences(effects: pd.DataFrame, axes: list[str]) -> list[str]:
 
     def rank(axis: str) -> tuple[int, float]:
         mine = overall[overall["axis"] == axis]
-        words = mine["effect"].astype(str)
-        group = 0 if words.isin(["faster", "slower"]).any() else 1 if words.str.startswith("unknown").all() else 2
-        group = 3 if words.str.startswith(INACTIVE).all() else group
+        kinds = mine["effect"].map(Effect)
+        group = 0 if _acting(mine).any() else 1 if kinds.map(lambda kind: kind.unknown).all() else 2
+        group = 3 if (kinds == Effect.INACTIVE).all() else group
         return group, -max((_size(e) for _, e in mine.iterrows()), default=0.0)
 
     ordered = sorted((a for a in axes if (overall["axis"] == a).any()), key=rank)
@@ -307,6 +268,14 @@ def conclusion(
         sentences.append(
             f"{failed} job{'s' if failed > 1 else ''} failed (see Failed jobs){lost_text if len(lost) else ''}"
         )
+    diverged = summary[summary["n_loss_not_finite"].fillna(0) > 0] if "n_loss_not_finite" in summary else []
+    if len(diverged):
+        count = int(diverged["n_loss_not_finite"].sum())
+        sentences.append(
+            f"The training diverged (final loss NaN or inf, loss_finite=false) in {count} job(s) of "
+            f"{'; '.join(config_label(r, axes) for _, r in diverged.iterrows())}: their timing is kept, "
+            "but it is the timing of a broken run (check the learning rate and the model)"
+        )
     return [s + "." for s in sentences]
 
 
@@ -367,13 +336,10 @@ def _effects_table(effects: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     ordered = pd.concat([effects[effects["held_fixed"] == OVERALL], effects[effects["held_fixed"] != OVERALL]])
     return pd.DataFrame(
         {
-            "axis": [_short(a, axes) for a in ordered["axis"]],
+            "axis": [short_name(a, axes) for a in ordered["axis"]],
             "change": [f"{e['reference']} -> {e['level']}" for _, e in ordered.iterrows()],
             "other axes held at": ordered["held_fixed"].astype(str),
-            "ratio [95% CI]": [
-                ("-" if _missing(e["ratio"]) else _ratio(e["ratio"])) + _interval(e["ci_low"], e["ci_high"])
-                for _, e in ordered.iterrows()
-            ],
+            "ratio [95% CI]": [ratio_interval(e["ratio"], e["ci_low"], e["ci_high"]) for _, e in ordered.iterrows()],
             "effect": ordered["effect"].astype(str),
         }
     )
@@ -398,8 +364,6 @@ def build(
     sweep_dir: Path, summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFrame, advice: Advice | None = None
 ) -> list[Block]:
     """The report's content, in order, independent of its rendering."""
-    from pinsweep.plots import make_plots, setup_title
-
     axes = axes_of(summary)
     images, skipped = make_plots(sweep_dir, summary, effects, rows)
     blocks: list[Block] = [f"# pinsweep report: {sweep_dir.name}", setup_title(rows, axes)]
@@ -525,21 +489,19 @@ def _stale(sweep_dir: Path) -> bool:
     return any(p.stat().st_mtime > written for p in sweep_dir.rglob(ROW_FILE))
 
 
-def write_report(sweep_dir: str | Path, baseline: str = "") -> list[Path]:
-    """Summarize if needed, draw the plots, write report.html and report.md; return their paths.
+def write_report(sweep_dir: str | Path, baseline: str = "", tables: Tables | None = None) -> list[Path]:
+    """Draw the plots, write report.html and report.md; return their paths. Takes the tables in memory
+    when the caller has just summarized, else summarizes if needed or reads summary.csv and effects.csv.
     Raises SummaryError when the folder holds no job rows."""
-    from pinsweep.plots import read_effects, read_summary
-
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise SummaryError(f"{sweep_dir}: no such sweep folder (look under multirun/)")
-    rows = read_rows(sweep_dir)
-    if rows.empty:
-        raise SummaryError(f"{sweep_dir}: no job rows found (no <job>/row.csv): nothing to report")
-    if baseline or _stale(sweep_dir):
-        summarize_and_report(sweep_dir, baseline)
-    summary = read_summary(sweep_dir / "summary.csv")
-    effects = read_effects(sweep_dir / "effects.csv")
+    if tables is None:
+        if read_rows(sweep_dir).empty:
+            raise SummaryError(f"{sweep_dir}: no job rows found (no <job>/row.csv): nothing to report")
+        stale = baseline or _stale(sweep_dir)
+        tables = summarize_and_report(sweep_dir, baseline) if stale else read_tables(sweep_dir)
+    summary, effects, rows = tables.summary, tables.effects, tables.rows
     advice = advise(summary, effects, rows)
     blocks = build(sweep_dir, summary, effects, rows, advice)
     written = [sweep_dir / "report.html", sweep_dir / "report.md"]

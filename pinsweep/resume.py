@@ -4,8 +4,10 @@
 
 Re-runs the sweep's original command (read from `<sweep_dir>/multirun.yaml`, which Hydra writes when
 a sweep starts) with `hydra.sweep.dir=<sweep_dir>`. Every job then finds its own folder again: a job
-whose folder holds an `ok` row for the same overrides is skipped, the failed and the missing ones run,
-and the summary is rewritten over all of them, each job counted once. The same as typing the command
+whose folder holds an `ok` row for the same overrides is skipped, the failed, interrupted, missing and
+corrupt ones run (a damaged row is kept beside the new one as `row-corrupt-<time>.csv`), and the
+summary is rewritten over all of them, each job counted once. A folder that a running sweep holds
+(pinsweep/lock.py) is refused at once. The same as typing the command
 again with `hydra.sweep.dir=<sweep_dir>` yourself.
 
 Extra arguments are appended: meant for `hydra.*` settings (a launcher, its timeout). A task
@@ -23,6 +25,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from pinsweep.lock import FolderInUse, check_free
 
 SWEEP_CONFIG = "multirun.yaml"
 # set anew by resume itself: the folder to resume into, and -m
@@ -45,7 +49,10 @@ def resume_command(sweep_dir: str | Path, extra: list[str] | None = None) -> tup
     hydra_cfg = OmegaConf.load(saved).hydra
     task = list(hydra_cfg.overrides.task)
     hydra_overrides = [o for o in hydra_cfg.overrides.hydra if not o.startswith(REPLACED_HYDRA_OVERRIDES)]
-    argv = [sys.executable, "-m", "pinsweep", "-m", *task, *hydra_overrides, *(extra or [])]
+    # the user's own config folder (`--config-dir sweeps`) is no override: Hydra records it as a source
+    config_dirs = [s.path for s in hydra_cfg.runtime.config_sources if s.provider == "command-line"]
+    config_dirs = [option for path in config_dirs for option in ("--config-dir", path)]
+    argv = [sys.executable, "-m", "pinsweep", *config_dirs, "-m", *task, *hydra_overrides, *(extra or [])]
     argv.append(f"hydra.sweep.dir={sweep_dir}")
     # relative paths in the overrides (data.root=data) mean what they meant where the sweep started
     original_cwd = Path(hydra_cfg.runtime.cwd)
@@ -69,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         command, cwd = resume_command(args.sweep_dir, args.overrides)
-    except ResumeError as error:
+        check_free(args.sweep_dir)  # at once, not after the sweep's start-up: the sweep would refuse too
+    except (ResumeError, FolderInUse) as error:
         print(f"pinsweep.resume: {error}", file=sys.stderr)
         return 2
     print(f"pinsweep.resume: in {cwd}: {shlex.join(command[1:])}", file=sys.stderr)

@@ -11,11 +11,11 @@ axis held fixed) into the sweep folder, prints both, and exits 1 when a job fail
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 from dataclasses import dataclass
+from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,36 @@ ACCELERATOR_ONLY_AXES = ("loader.pin_memory", "loader.non_blocking")
 COMPUTE_BOUND_EFFICIENCY = 0.9  # within 10% of the compute-only ceiling: the input path is not the limit
 STALL_FRACTION = 0.1  # a step spending >= 10% of its time waiting for data or copies is held up by them
 OVERALL = "all (geometric mean)"  # effects.csv's held_fixed value for an axis's effect over all strata
-INACTIVE_EFFECT = "none: inactive without an accelerator"
+
+
+class Effect(str, Enum):
+    """What an effects.csv row concludes. Each member is the phrase the CSV holds (and compares, hashes
+    and prints as that phrase), so files written before this enum read back as members."""
+
+    FASTER = "faster"
+    SLOWER = "slower"
+    NOT_SIGNIFICANT = "none: not significant"
+    INACTIVE = "none: inactive without an accelerator"
+    NO_REPEATS = "unknown: needs train.repeat >= 2"
+    TOO_FEW_REPEATS = "unknown: too few successful repeats for an interval"
+    NOT_RUN = "unknown: no stratum ran both levels"
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+    __hash__ = str.__hash__
+
+    @property
+    def acts(self) -> bool:
+        """A significant effect, either way."""
+        return self in (Effect.FASTER, Effect.SLOWER)
+
+    @property
+    def unknown(self) -> bool:
+        """No interval: the data cannot say."""
+        return self in (Effect.NO_REPEATS, Effect.TOO_FEW_REPEATS, Effect.NOT_RUN)
+
+
+INACTIVE_EFFECT = Effect.INACTIVE
 
 
 class SummaryError(ValueError):
@@ -55,7 +84,7 @@ def norm(value: Any) -> str:
     return str(value)
 
 
-def _level_key(level: str) -> tuple:
+def level_key(level: str) -> tuple:
     """Sort levels as values: null first, then numbers numerically, then text."""
     if level == "null":
         return (0, 0.0, "")
@@ -77,7 +106,7 @@ def find_axes(rows: pd.DataFrame) -> list[str]:
 
 
 @lru_cache(maxsize=1)
-def _schema_defaults() -> dict[str, str]:
+def schema_defaults() -> dict[str, str]:
     container = OmegaConf.to_container(OmegaConf.structured(Config), throw_on_missing=False)
     return {key: norm(value) for key, value in flatten_config(OmegaConf.create(container)).items()}
 
@@ -85,7 +114,7 @@ def _schema_defaults() -> dict[str, str]:
 def default_baseline(levels: dict[str, list[str]]) -> dict[str, str]:
     """Per axis, the schema's default value when it was swept (pin_memory=false, num_workers=0, ...),
     else the lowest level."""
-    defaults = _schema_defaults()
+    defaults = schema_defaults()
     return {axis: defaults[axis] if defaults.get(axis) in values else values[0] for axis, values in levels.items()}
 
 
@@ -146,6 +175,8 @@ def _group_stats(group: pd.DataFrame) -> dict[str, Any]:
     return {
         "n": len(ok),
         "n_failed": len(failures),
+        # ok jobs whose training diverged (NaN or inf final loss): timed and kept, flagged in table and report
+        "n_loss_not_finite": int(ok["loss_finite"].map(norm).eq("false").sum()) if "loss_finite" in ok else 0,
         # jobs that overlapped with another job on the same device: their timings are suspect
         "n_shared_device": int(ok["shared_device"].map(norm).eq("true").sum()) if "shared_device" in ok else 0,
         "ips_median": float(np.median(ips)) if len(ips) else math.nan,
@@ -169,11 +200,14 @@ def _group_stats(group: pd.DataFrame) -> dict[str, Any]:
         "verdict": verdict(efficiency, fractions["data_wait_frac"], fractions["copy_frac"]) if len(ok) else "",
         "first_batch_s": _median(ok, "first_batch_s_median"),
         "test_accuracy": _median(ok, "test_accuracy"),
-        "failures": "; ".join(f"job {_job(r)} {r['status']}: {r.get('error', '')}" for _, r in failures.iterrows()),
+        "failures": "; ".join(
+            f"job {job_label(r)} {r['status']}: {r.get('error', '')}" for _, r in failures.iterrows()
+        ),
     }
 
 
-def _job(row: pd.Series) -> str:
+def job_label(row: pd.Series) -> str:
+    """The job's number, or its folder's name when the row has no number."""
     num = row.get("job.num")
     return norm(num) if num is not None and norm(num) != "null" else Path(str(row.get("job.dir", "?"))).name
 
@@ -224,10 +258,8 @@ class Sweep:
         differing = [axis for axis in self.axes if self.summary.at[a, axis] != self.summary.at[b, axis]]
         return bool(differing) and set(differing) <= set(self.inactive)
 
-    def why_no_interval(self) -> str:
-        if self.rounds < 2:
-            return "unknown: needs train.repeat >= 2"
-        return "unknown: too few successful repeats for an interval"
+    def why_no_interval(self) -> Effect:
+        return Effect.NO_REPEATS if self.rounds < 2 else Effect.TOO_FEW_REPEATS
 
 
 def summarize(rows: pd.DataFrame, baseline: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -238,7 +270,7 @@ def summarize(rows: pd.DataFrame, baseline: str = "") -> tuple[pd.DataFrame, pd.
         rows = rows.assign(images_per_s=math.nan)
     axes = find_axes(rows)
     keyed = rows.assign(**{f"_{axis}": rows[axis].map(norm) for axis in axes})
-    levels = {axis: sorted(keyed[f"_{axis}"].unique(), key=_level_key) for axis in axes}
+    levels = {axis: sorted(keyed[f"_{axis}"].unique(), key=level_key) for axis in axes}
     base = parse_baseline(baseline, levels)
     keys = [f"_{axis}" for axis in axes]
     groups = keyed.groupby(keys, sort=False) if keys else [((), keyed)]
@@ -251,7 +283,7 @@ def summarize(rows: pd.DataFrame, baseline: str = "") -> tuple[pd.DataFrame, pd.
         records.append(record)
     summary = pd.DataFrame(records)
     if axes:
-        summary = summary.sort_values(axes, key=lambda col: col.map(_level_key)).reset_index(drop=True)
+        summary = summary.sort_values(axes, key=lambda col: col.map(level_key)).reset_index(drop=True)
     sweep = Sweep.of(keyed, summary, axes, inactive_axes(rows, axes))
     base_index, base, fallback_note = _baseline(sweep, base, baseline)
     summary.insert(len(axes), "baseline", summary.index == base_index)
@@ -330,7 +362,7 @@ def compare(sweep: Sweep, summary: pd.DataFrame, effects: pd.DataFrame, contrast
             frame[column] = math.nan
     summary["significant"] = pd.Series([None] * len(summary), dtype=object)
     summary["inactive"] = False
-    effects["effect"] = "unknown: no stratum ran both levels"
+    effects["effect"] = pd.Series([Effect.NOT_RUN] * len(effects), index=effects.index, dtype=object)
     for claim in (True, False):
         members = [c for c in contrasts if c.claim == claim and c.weights is not None]
         result = design.simultaneous(sweep.fit, [c.weights for c in members])
@@ -352,17 +384,17 @@ def compare(sweep: Sweep, summary: pd.DataFrame, effects: pd.DataFrame, contrast
                 effects.at[contrast.row, "effect"] = _effect_word(flag, result.estimate[k], claim, sweep)
     for contrast in contrasts:  # an inactive axis is inactive, whether or not its strata ran
         if contrast.table == "effects" and not contrast.claim:
-            effects.at[contrast.row, "effect"] = INACTIVE_EFFECT
+            effects.at[contrast.row, "effect"] = Effect.INACTIVE
 
 
-def _effect_word(flag: bool | None, estimate: float, claim: bool, sweep: Sweep) -> str:
+def _effect_word(flag: bool | None, estimate: float, claim: bool, sweep: Sweep) -> Effect:
     if not claim:
-        return INACTIVE_EFFECT
+        return Effect.INACTIVE
     if flag is None:
         return sweep.why_no_interval()
     if not flag:
-        return "none: not significant"
-    return "faster" if estimate > 0 else "slower"
+        return Effect.NOT_SIGNIFICANT
+    return Effect.FASTER if estimate > 0 else Effect.SLOWER
 
 
 def axis_effects(sweep: Sweep, base: dict[str, str]) -> tuple[pd.DataFrame, list[Contrast]]:
@@ -377,7 +409,7 @@ def axis_effects(sweep: Sweep, base: dict[str, str]) -> tuple[pd.DataFrame, list
         reference = base[axis]
         claim = axis not in sweep.inactive
         strata = summary[others].drop_duplicates().to_dict("records") if others else [{}]
-        for level in sorted(set(summary[axis]) - {reference}, key=_level_key):
+        for level in sorted(set(summary[axis]) - {reference}, key=level_key):
             usable = []
             for stratum in strata:
                 treated = sweep.config({**stratum, axis: level}, ran=False)
@@ -413,64 +445,24 @@ def _shared_note(rows: pd.DataFrame) -> str:
     return f"{shared} job(s) shared their device with another job: rerun them alone" if shared else ""
 
 
-# -------------------------------------------------------------------------------------------- output
+# ---------------------------------------------------------------------------------------- the folder
 
 
-def print_tables(summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFrame) -> None:
-    """The summary sorted by images/s (config, images/s with its interval, speedup, efficiency vs the
-    compute-only ceiling, verdict, status), the per-axis effects, and the failed jobs with their reasons."""
-    from rich.console import Console
-    from rich.table import Table
+@dataclass
+class Tables:
+    """A summarized sweep, in memory: what the terminal, the plots and the report are drawn from."""
 
-    from pinsweep.report import table_cells  # the same cells as the report's table
+    summary: pd.DataFrame
+    effects: pd.DataFrame
+    rows: pd.DataFrame
 
-    console = Console(width=None if Console().is_terminal else 160)
-    axes = [c for c in summary.columns if c.split(".", 1)[0] in CONFIG_GROUPS]
-    cells = table_cells(summary, rows)
-    table = Table(title="pinsweep summary, fastest first (images/s: steady state, geometric mean over repeats, 95% CI)")
-    for column in cells.columns:
-        numeric = column.startswith(("images/s", "speedup", "efficiency"))
-        table.add_column(column, justify="right" if numeric else "left")
-    for row in cells.itertuples(index=False):
-        status = str(row[-1])
-        table.add_row(*map(str, row), style=None if status.endswith(" ok") and "," not in status else "red")
-    console.print(table)
-    if axes:
-        console.print(
-            "speedup: over the baseline config, compared within repeat rounds; intervals are simultaneous over "
-            "every comparison (95% for all at once); efficiency: images/s over the compute-only ceiling"
-        )
-    if summary["note"].astype(bool).any():
-        console.print(f"note: {summary['note'].iloc[0].strip()}")
-    if not effects.empty:
-        overall = effects[effects["held_fixed"] == OVERALL]
-        console.print("per-axis effects (ratio of images/s, every other axis held fixed):")
-        for _, effect in overall.iterrows():
-            console.print(
-                f"  {effect['axis']}: {effect['reference']} -> {effect['level']}: {_ratio_text(effect)}  "
-                f"{effect['effect']}"
-            )
-    failed = rows[rows["status"] != "ok"]
-    for _, row in failed.iterrows():
-        console.print(f"[red]job {_job(row)} {row['status']}[/red]: {row.get('error', '')}")
+    @property
+    def failed(self) -> int:
+        return int((self.rows["status"] != "ok").sum())
 
 
-def _ratio_text(effect: pd.Series) -> str:
-    """`0.71x [0.59, 0.84]`, as the report writes a ratio."""
-    if pd.isna(effect["ratio"]):
-        return "-"
-    interval = "" if pd.isna(effect["ci_low"]) else f" [{effect['ci_low']:.2f}, {effect['ci_high']:.2f}]"
-    return f"{effect['ratio']:.2f}x{interval}"
-
-
-def _short(column: str, columns: list[str]) -> str:
-    """`loader.num_workers` -> `num_workers` when no other column ends the same way."""
-    tail = column.rsplit(".", 1)[-1]
-    return tail if sum(c.rsplit(".", 1)[-1] == tail for c in columns) == 1 else column
-
-
-def summarize_and_report(sweep_dir: str | Path, baseline: str = "") -> int:
-    """Summarize a sweep folder, write summary.csv and effects.csv, print; return the failed-job count."""
+def summarize_sweep(sweep_dir: str | Path, baseline: str = "") -> Tables:
+    """Summarize a sweep folder's rows and write summary.csv and effects.csv into it."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise SummaryError(f"{sweep_dir}: no such sweep folder (look under multirun/)")
@@ -479,23 +471,37 @@ def summarize_and_report(sweep_dir: str | Path, baseline: str = "") -> int:
     with FileLock(sweep_dir / ".summary.lock"):  # the end-of-sweep callback and a user may both write
         summary.to_csv(sweep_dir / "summary.csv", index=False)
         effects.to_csv(sweep_dir / "effects.csv", index=False)
-    print_tables(summary, effects, rows)
-    print(f"wrote {sweep_dir / 'summary.csv'} and {sweep_dir / 'effects.csv'}")
-    return int((rows["status"] != "ok").sum())
+    return Tables(summary, effects, rows)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pinsweep.summarize", description=__doc__.split("\n\n")[0])
-    parser.add_argument("sweep_dir", help="a sweep folder, e.g. multirun/2026-11-24_10-00-00")
-    parser.add_argument("--baseline", default="", help="e.g. loader.pin_memory=false,loader.num_workers=0")
-    args = parser.parse_args(argv)
-    try:
-        failed = summarize_and_report(args.sweep_dir, args.baseline)
-    except SummaryError as error:
-        print(f"pinsweep.summarize: {error}", file=sys.stderr)
-        return 2
-    return 1 if failed else 0
+def read_summary(path: str | Path) -> pd.DataFrame:
+    """summary.csv with its axis columns kept as written (`false`, `null`, `2`), not parsed by pandas."""
+    summary = pd.read_csv(path)
+    axes = list(summary.columns[: list(summary.columns).index("baseline")]) if "baseline" in summary else []
+    if axes:
+        summary[axes] = pd.read_csv(path, usecols=axes, dtype=str, keep_default_na=False)[axes]
+    return summary
 
 
-if __name__ == "__main__":
+def read_effects(path: str | Path) -> pd.DataFrame:
+    """effects.csv with its level columns kept as written, like `read_summary`."""
+    effects = pd.read_csv(path)
+    text = [c for c in ("level", "reference", "held_fixed") if c in effects]
+    if len(effects) and text:
+        effects[text] = pd.read_csv(path, usecols=text, dtype=str, keep_default_na=False)[text]
+    if "effect" in effects:
+        effects["effect"] = effects["effect"].map(Effect).astype(object)
+    return effects
+
+
+def read_tables(sweep_dir: str | Path) -> Tables:
+    """The tables a previous summary wrote into the folder, with the folder's rows."""
+    sweep_dir = Path(sweep_dir)
+    summary, effects = read_summary(sweep_dir / "summary.csv"), read_effects(sweep_dir / "effects.csv")
+    return Tables(summary, effects, read_rows(sweep_dir))
+
+
+if __name__ == "__main__":  # `python -m pinsweep.summarize`: the command line prints, so it lives with the terminal
+    from pinsweep.terminal import main
+
     sys.exit(main())

@@ -34,8 +34,8 @@ from tqdm import tqdm
 from pinsweep import stats
 from pinsweep.config import ConfigError, validate
 from pinsweep.data import build_datasets, build_input, to_float_images
+from pinsweep.environment import device_environment
 from pinsweep.model import build_model
-from pinsweep.record import device_environment
 from pinsweep.timing import StepTimer, StepTimes, StopRule, synchronize
 
 log = logging.getLogger(__name__)
@@ -344,6 +344,8 @@ def train(trainer: Trainer, train_input: Any, cfg: Any) -> tuple[dict[str, Any],
         **steady_metrics(timer.times(), warmup, sum(step_images[warmup:]), window_end - steady_start),
         "first_batch_s_median": float(np.median(first_batch_s)),
         "final_loss": float(loss),
+        # a diverged run (NaN or inf) is still timed, but its numbers describe no real training
+        "loss_finite": math.isfinite(float(loss)),
     }, batch
 
 

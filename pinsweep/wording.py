@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pinsweep.record import CONFIG_GROUPS
-from pinsweep.summarize import _short
+from pinsweep.summarize import norm
 
 
 def missing(value: Any) -> bool:
@@ -28,6 +28,11 @@ def interval(low: Any, high: Any) -> str:
     return "" if missing(low) or missing(high) else f" [{low:.2f}, {high:.2f}]"
 
 
+def ratio_interval(value: Any, low: Any = math.nan, high: Any = math.nan) -> str:
+    """`0.71x [0.59, 0.84]`, or `-` when there is no ratio: one spelling in the terminal, tables and report."""
+    return "-" if missing(value) else ratio(value) + interval(low, high)
+
+
 def ips(value: float, low: Any = math.nan, high: Any = math.nan) -> str:
     ci = "" if missing(low) or missing(high) else f" [{low:.0f}, {high:.0f}]"
     return f"{value:.0f}{ci}"
@@ -38,9 +43,15 @@ def axes_of(summary: pd.DataFrame) -> list[str]:
     return [c for c in summary.columns if c.split(".", 1)[0] in CONFIG_GROUPS]
 
 
+def short_name(column: str, columns: list[str]) -> str:
+    """`loader.num_workers` -> `num_workers` when no other column ends the same way."""
+    tail = column.rsplit(".", 1)[-1]
+    return tail if sum(c.rsplit(".", 1)[-1] == tail for c in columns) == 1 else column
+
+
 def config_label(record: pd.Series, axes: list[str]) -> str:
     """`num_workers=2, pin_memory=false`, as typed on the command line."""
-    return ", ".join(f"{_short(a, axes)}={record[a]}" for a in axes) or "the single config"
+    return ", ".join(f"{short_name(a, axes)}={record[a]}" for a in axes) or "the single config"
 
 
 def claim_label(record: pd.Series, axes: list[str], inactive: list[str]) -> str:
@@ -48,3 +59,50 @@ def claim_label(record: pd.Series, axes: list[str], inactive: list[str]) -> str:
     `num_workers=2, pin_memory=true`, which would credit pin_memory with a speed it cannot have."""
     active = [a for a in axes if a not in inactive]
     return config_label(record, active) if active else "every config"
+
+
+def config_status(record: pd.Series, axes: list[str], rows: pd.DataFrame | None) -> str:
+    """`3 ok`, `2 ok, 1 oom`, `3 ok (1 loss not finite)`: how the config's jobs ended."""
+    counts = {"ok": int(record.get("n", 0))}
+    if rows is not None and "status" in rows and record.get("n_failed", 0):
+        mine = np.logical_and.reduce([rows[a].map(norm) == record[a] for a in axes]) if axes else True
+        for status, count in rows.loc[mine & (rows["status"] != "ok"), "status"].value_counts().items():
+            counts[str(status)] = int(count)
+    elif record.get("n_failed", 0):
+        counts["failed"] = int(record["n_failed"])
+    text = ", ".join(f"{count} {status}" for status, count in counts.items() if count or status != "ok") or "no run"
+    diverged = record.get("n_loss_not_finite", 0)
+    return f"{text} ({int(diverged)} loss not finite)" if pd.notna(diverged) and diverged else text
+
+
+def fastest_first(summary: pd.DataFrame) -> pd.DataFrame:
+    return summary.sort_values("ips_geomean", ascending=False, na_position="last")
+
+
+def table_cells(summary: pd.DataFrame, rows: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The summary as display text, fastest first: config, images/s with its interval, speedup with its
+    interval, significance, efficiency, verdict, status. Shared by the terminal table and the report."""
+    axes = axes_of(summary)
+    cells = []
+    for _, r in fastest_first(summary).iterrows():
+        row = {short_name(a, axes): str(r[a]) for a in axes}
+        ran = not missing(r["ips_geomean"])
+        row["images/s [95% CI]"] = ips(r["ips_geomean"], r.get("ips_ci_low"), r.get("ips_ci_high")) if ran else "-"
+        row["speedup [95% CI]"] = ratio_interval(r.get("speedup"), r.get("speedup_ci_low"), r.get("speedup_ci_high"))
+        significant = r.get("significant")
+        row["significant"] = (
+            "baseline"
+            if bool(r["baseline"])
+            else "inactive"
+            if bool(r.get("inactive", False))
+            else "-"
+            if missing(significant)
+            else "yes"
+            if significant
+            else "no"
+        )
+        row["efficiency"] = "-" if missing(r.get("efficiency")) else f"{r['efficiency']:.0%}"
+        row["verdict"] = r["verdict"] if isinstance(r.get("verdict"), str) and r["verdict"] else "-"
+        row["status"] = config_status(r, axes, rows)
+        cells.append(row)
+    return pd.DataFrame(cells)

@@ -17,7 +17,7 @@ import pytest
 import torch
 from torchvision.datasets import CIFAR10
 
-from pinsweep import summarize
+from pinsweep import terminal
 from pinsweep.record import ROW_FILE, read_row
 
 pytestmark = pytest.mark.slow
@@ -220,7 +220,7 @@ def test_summarize_on_a_folder_without_rows(tmp_path):
     ],
 )
 def test_summarize_with_a_baseline_that_matches_no_group(bad_sweep, capsys, baseline, words):
-    assert summarize.main([str(bad_sweep["sweep_dir"]), "--baseline", baseline]) == 2
+    assert terminal.main([str(bad_sweep["sweep_dir"]), "--baseline", baseline]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1
     for word in words:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ValidationError
 
-from pinsweep.config import ConfigError, validate
+from pinsweep.config import GROUP_SCHEMAS, Config, ConfigError, validate
 from pinsweep.data import SyntheticCIFAR10, build_datasets
 from pinsweep.model import TinyCNN, build_model
+from pinsweep.record import flatten_config
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def test_default_config_is_the_notebooks_setup(compose_cfg):
@@ -189,11 +195,8 @@ def test_unknown_group_option_is_rejected(compose_cfg):
         (["loader.prefetch_factor=2"], "loader.prefetch_factor"),
         (["loader.persistent_workers=true"], "loader.persistent_workers"),
         (["loader.num_workers=2", "loader.prefetch_factor=0"], "loader.prefetch_factor"),
-        (["data.pipeline=gpu"], "data.pipeline"),
         (["data.train_size=0"], "data.train_size"),
-        (["train.mode=fast"], "train.mode"),
         (["train.epochs=0"], "train.epochs"),
-        (["train.inject_fault=explode"], "train.inject_fault"),
         (["train.target_ci=1.5"], "train.target_ci"),
     ],
 )
@@ -204,6 +207,38 @@ def test_validate_rejects_unrunnable_values_naming_the_key(compose_cfg, override
     message = str(raised.value)
     assert key in message
     assert "\n" not in message  # one line
+
+
+@pytest.mark.parametrize(
+    ("override", "choices"),
+    [
+        ("data.pipeline=gpu", "[pil, tensor, device]"),
+        ("train.mode=fast", "[epochs, adaptive]"),
+        ("train.inject_fault=explode", "[raise, oom, kill_worker, hang]"),
+    ],
+)
+def test_a_value_outside_a_keys_choices_is_refused_while_composing(compose_cfg, override, choices):
+    with pytest.raises(ConfigCompositionException, match=override) as refused:
+        compose_cfg(override)
+    assert f"expected one of {choices}" in str(refused.value.__cause__)
+
+
+def test_a_choice_lands_in_the_row_as_the_word_typed(compose_cfg):
+    flat = flatten_config(compose_cfg("data.pipeline=tensor", "train.inject_fault=raise"))
+    assert (flat["data.pipeline"], flat["train.mode"], flat["train.inject_fault"]) == ("tensor", "epochs", "raise")
+    assert pd.DataFrame([flat])[["data.pipeline", "train.inject_fault"]].to_csv(index=False) == (
+        "data.pipeline,train.inject_fault\ntensor,raise\n"
+    )
+
+
+def test_group_files_hold_only_what_differs_from_the_schema():
+    """A default lives in one place, the schema; a group's YAML file sets only what it changes."""
+    for group in GROUP_SCHEMAS:
+        defaults = OmegaConf.to_container(OmegaConf.structured(Config)[group], throw_on_missing=False)
+        for path in sorted((CONF_DIR / group).glob("*.yaml")):
+            option = OmegaConf.to_container(OmegaConf.load(path))
+            repeated = [key for key, value in option.items() if key in defaults and value == defaults[key]]
+            assert not repeated, f"{path.name} repeats the schema's default of {group}.{', '.join(repeated)}"
 
 
 def test_validate_accepts_worker_options_with_workers(compose_cfg):

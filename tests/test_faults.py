@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from pinsweep import resume
 from pinsweep.app import classify, run_and_record
 from pinsweep.record import ROW_FILE, read_row, read_rows, write_row
-from pinsweep.summarize import summarize_and_report
+from pinsweep.terminal import summarize_and_report
 from pinsweep.train import JobTimeout, time_limit
 
 # one fault per job, each a config group option, so that only the hanging job has a time limit
@@ -112,6 +112,18 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _job_processes(sweep_pid: int) -> set[int]:
+    """The sweep's job processes: children of its fork server (or, with PINSWEEP_JOB_START=spawn, its own
+    spawned children)."""
+    found: set[int] = set()
+    for child in _children(sweep_pid):
+        if "multiprocessing.forkserver" in _cmdline(child):
+            found |= _children(child)
+        elif "multiprocessing.spawn" in _cmdline(child):
+            found.add(child)
+    return found
+
+
 def _alive(pid: int) -> bool:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
@@ -136,7 +148,7 @@ def test_a_killed_sweep_keeps_its_finished_rows_and_a_rerun_completes_only_the_r
         job_processes: set[int] = set()
         while not job_processes:
             assert sweep.poll() is None and time.monotonic() < deadline, "job 2 of 4 never started its process"
-            job_processes = {pid for pid in _children(sweep.pid) if "multiprocessing.spawn" in _cmdline(pid)}
+            job_processes = _job_processes(sweep.pid)
             time.sleep(0.05)
         sweep.send_signal(signal.SIGKILL)
         sweep.wait()
@@ -151,7 +163,7 @@ def test_a_killed_sweep_keeps_its_finished_rows_and_a_rerun_completes_only_the_r
     assert not any(_alive(pid) for pid in job_processes), "a job process outlived the killed sweep"
 
     # the summary of the killed sweep: job 1 is `missing`, not an error
-    assert summarize_and_report(sweep_dir) == 1
+    assert summarize_and_report(sweep_dir).failed == 1
     assert read_rows(sweep_dir)["status"].tolist() == ["ok", "missing"]
 
     before = (first_row.stat().st_mtime_ns, first_row.read_bytes())

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from pinsweep.app import run_and_record
+from pinsweep.app import Previous, run_and_record, what_to_do
 from pinsweep.record import CONFIG_GROUPS, ROW_FILE, flatten_config, read_row
 
 ENV_COLUMNS = [
@@ -119,28 +119,21 @@ def test_resume_skips_a_job_with_an_ok_row(ok_job, tmp_path):
     assert row["env.utc_time"] == read_row(job_dir)["env.utc_time"]
 
 
-def test_resume_reruns_a_job_with_other_overrides(ok_job, tmp_path):
-    cfg, job_dir, _ = ok_job
-    copy = shutil.copytree(job_dir, tmp_path / "0")
-    row = run_and_record(cfg, copy, job_num=3, overrides="loader.num_workers=0")
-    assert row["status"] == "ok"
-    assert read_row(copy)["job.overrides"] == "loader.num_workers=0"
+@pytest.mark.parametrize(
+    ("previous", "resume", "decision"),
+    [
+        (None, True, Previous.RUN),  # a new job
+        ({"status": "failed", "job.overrides": OVERRIDES}, True, Previous.RUN),  # a failure is retried
+        ({"status": "ok", "job.overrides": OVERRIDES}, True, Previous.SKIP),  # this job's success: resumed
+        ({"status": "ok", "job.overrides": "loader.num_workers=0"}, True, Previous.SET_ASIDE),  # another job's
+        ({"status": "ok", "job.overrides": OVERRIDES}, False, Previous.SET_ASIDE),  # resume=false reruns it
+        ({"status": "ok", "job.overrides": math.nan}, True, Previous.SET_ASIDE),  # the no-override job
+        ({"status": "ok", "job.overrides": math.nan}, False, Previous.SET_ASIDE),
+    ],
+)
+def test_resume_skips_only_this_jobs_success_and_never_overwrites_one(previous, resume, decision):
+    assert what_to_do(previous, resume, OVERRIDES) is decision
 
 
-def test_resume_reruns_a_job_with_a_failed_row(tiny_cfg, tmp_path):
-    assert run_and_record(tiny_cfg("train.inject_fault=raise"), tmp_path, overrides="a=1")["status"] == "failed"
-    # the same job folder and overrides, now able to succeed (a transient failure)
-    row = run_and_record(tiny_cfg("train.epochs=1"), tmp_path, overrides="a=1")
-    assert row["status"] == "ok"
-    assert read_row(tmp_path)["status"] == "ok"
-
-
-def test_resume_false_reruns_an_ok_job(ok_job, tmp_path):
-    cfg, job_dir, _ = ok_job
-    copy = shutil.copytree(job_dir, tmp_path / "0")
-    (copy / ROW_FILE).write_text((copy / ROW_FILE).read_text().replace("tiny", "tiny-old"))
-    cfg = cfg.copy()
-    cfg.resume = False
-    row = run_and_record(cfg, copy, job_num=3, overrides=OVERRIDES)
-    assert row["status"] == "ok"
-    assert read_row(copy)["model.name"] == "tiny"  # rewritten by a fresh run
+def test_a_job_without_overrides_resumes_from_a_row_that_has_none():
+    assert what_to_do({"status": "ok", "job.overrides": math.nan}, True, "") is Previous.SKIP  # as pandas reads ""

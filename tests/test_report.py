@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pinsweep import plots, report
+from pinsweep import plots, report, wording
 from pinsweep.record import read_rows
-from pinsweep.summarize import OVERALL
+from pinsweep.summarize import OVERALL, read_effects, read_summary
 
 NAN = math.nan
 EFFECT_COLUMNS = ["axis", "level", "reference", "held_fixed", "ratio", "ci_low", "ci_high", "effect"]
@@ -236,7 +236,7 @@ def test_table_cells_sort_fastest_first_and_name_failure_kinds():
         ]
     )
     rows = pd.DataFrame({NW: [0, 0, 2, 2], "status": ["ok", "ok", "ok", "oom"]})
-    cells = report.table_cells(summary, rows)
+    cells = wording.table_cells(summary, rows)
     assert cells.to_dict("records") == [
         {"num_workers": "2", "images/s [95% CI]": "1500", "speedup [95% CI]": "1.50x", "significant": "-",
          "efficiency": "80%", "verdict": "loader-bound", "status": "1 ok, 1 oom"},
@@ -305,7 +305,7 @@ def test_report_names_every_config_embeds_the_plots_and_states_the_conclusion(sw
     assert page.count('src="data:image/png;base64,') == 3  # self-contained: no file beside it needed
     for name in ("throughput", "heatmap", "breakdown"):
         assert f"]({name}.png)" in markdown
-    summary, effects = plots.read_summary(sweep / "summary.csv"), plots.read_effects(sweep / "effects.csv")
+    summary, effects = read_summary(sweep / "summary.csv"), read_effects(sweep / "effects.csv")
     sentences = report.conclusion(summary, effects, read_rows(sweep))
     assert any(s.startswith("pin_memory changes nothing on this machine") for s in sentences)
     for sentence in sentences:

@@ -120,6 +120,24 @@ def test_the_presets_compose_with_one_gpu_per_job_and_a_cpu_per_worker_plus_one(
     assert local.launcher.gpus_per_node == 1
 
 
+@needs_submitit
+def test_the_local_launcher_forwards_every_setting_it_does_not_set_itself(tmp_path):
+    register_configs()
+    from hydra_plugins.pinsweep_launcher import local_executor
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO_ROOT / "conf")):
+        overrides = ["hydra/launcher=local", "hydra.launcher.cpus_per_task=3", "+hydra.launcher.setup=[ulimit -n 4096]"]
+        launcher = compose("config", overrides, return_hydra_config=True).hydra.launcher
+    params = OmegaConf.to_container(launcher, resolve=False)
+    params.pop("_target_")
+    params["submitit_folder"] = str(tmp_path)
+    parameters = local_executor(params).parameters
+    assert parameters["setup"] == ["ulimit -n 4096"]  # a local-only setting, dropped before
+    assert parameters["cpus_per_task"] == 3 and parameters["stderr_to_stdout"] is False
+    assert parameters["timeout_min"] == launcher.timeout_min and parameters["gpus_per_node"] == 1
+    assert "submitit_folder" not in parameters
+
+
 @pytest.fixture(scope="module")
 def slurm_cluster():
     """A running one-node SLURM cluster; stopped afterwards unless it was already up before."""

@@ -21,11 +21,24 @@ from hydra.core.utils import JobReturn, filter_overrides
 from pinsweep.launchers import gpu_slots, visible_gpus
 
 log = logging.getLogger(__name__)
+OWN_SETTINGS = {"submitit_folder", "gpus_per_node", "visible_gpus"}  # set by this launcher, not forwarded
 
 try:
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher
 except ImportError:  # the optional extra is missing; local.yaml then fails on its `submitit_local` default
     LocalLauncher = None
+
+
+def local_executor(params: dict[str, Any]) -> Any:
+    """submitit's local executor with every launcher setting as the user gave it (it ignores the ones it
+    has no use for, such as mem_gb), except the folder (the executor's own) and the GPUs, which the
+    launcher sets per slot. No resubmission after a timeout: a job past timeout_min is a finding."""
+    import submitit
+
+    executor = submitit.LocalExecutor(folder=params["submitit_folder"], max_num_timeout=0)
+    forwarded = {key: value for key, value in params.items() if key not in OWN_SETTINGS}
+    executor.update_parameters(**forwarded, gpus_per_node=params.get("gpus_per_node") or 0)
+    return executor
 
 
 if LocalLauncher is not None:
@@ -34,18 +47,9 @@ if LocalLauncher is not None:
         POLL_S = 0.5
 
         def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-            import submitit
-
-            params = self.params
-            per_job = params.get("gpus_per_node") or 0
+            per_job = self.params.get("gpus_per_node") or 0
             slots = gpu_slots(visible_gpus() if per_job else [], per_job)
-            executor = submitit.LocalExecutor(folder=params["submitit_folder"], max_num_timeout=0)
-            executor.update_parameters(
-                timeout_min=params["timeout_min"],
-                gpus_per_node=per_job,
-                tasks_per_node=params["tasks_per_node"],
-                stderr_to_stdout=params["stderr_to_stdout"],
-            )
+            executor = local_executor(self.params)
             sweep_dir = Path(str(self.config.hydra.sweep.dir))
             sweep_dir.mkdir(parents=True, exist_ok=True)
             log.info("local launcher: %d job(s) at a time, GPUs per slot %s, into %s", len(slots), slots, sweep_dir)

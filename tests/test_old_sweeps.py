@@ -1,0 +1,47 @@
+"""A sweep folder written by pinsweep 0.1.0 (rows, summary.csv and effects.csv as that version wrote
+them, in tests/data/sweep_0.1.0) summarizes to the same tables and reports, and every place a person
+reads a ratio spells it the same way."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pinsweep import report, terminal
+from pinsweep.summarize import OVERALL, read_effects, read_summary
+from pinsweep.wording import ratio_interval
+
+OLD_SWEEP = Path(__file__).parent / "data" / "sweep_0.1.0"
+
+
+@pytest.fixture
+def old_sweep(tmp_path) -> Path:
+    return Path(shutil.copytree(OLD_SWEEP, tmp_path / "sweep"))
+
+
+def test_an_old_sweep_summarizes_to_the_tables_it_wrote(old_sweep):
+    assert terminal.main([str(old_sweep)]) == 0
+    written = read_summary(OLD_SWEEP / "summary.csv")
+    summary = read_summary(old_sweep / "summary.csv")
+    pd.testing.assert_frame_equal(summary[written.columns], written)  # new columns may be added, none changed
+    pd.testing.assert_frame_equal(read_effects(old_sweep / "effects.csv"), read_effects(OLD_SWEEP / "effects.csv"))
+
+
+def test_terminal_table_and_report_spell_a_ratio_and_its_interval_one_way(old_sweep, capsys):
+    assert terminal.main([str(old_sweep)]) == 0
+    printed = capsys.readouterr().out
+    assert report.main([str(old_sweep)]) == 0
+    markdown = (old_sweep / "report.md").read_text()
+    html = (old_sweep / "report.html").read_text()
+    effect = read_effects(old_sweep / "effects.csv")
+    effect = effect[effect["held_fixed"] == OVERALL].iloc[0]
+    speedup = read_summary(old_sweep / "summary.csv").dropna(subset=["speedup_ci_low"]).iloc[0]
+    for text in (
+        ratio_interval(effect["ratio"], effect["ci_low"], effect["ci_high"]),
+        ratio_interval(speedup["speedup"], speedup["speedup_ci_low"], speedup["speedup_ci_high"]),
+    ):
+        assert text.endswith("]") and "x [" in text  # `1.68x [0.01, 552.93]`
+        assert text in printed and text in markdown and text in html, text
