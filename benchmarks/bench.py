@@ -424,43 +424,35 @@ def job_start(runner: Runner, plan: Plan) -> list[Figure]:
     of a sweep: a sweep of n jobs against a sweep of 1 (both with their summary, plots and report), per
     extra job, less what the same extra training costs the bare loop (`--runs n` against `--runs 1`)."""
     size, n = plan.jobstart_train_size, plan.jobstart_jobs
-    job = [
-        *CPU_JOB,
-        f"model={plan.jobstart_model}",
-        f"data.train_size={size}",
-        "train.epochs=2",
-        "train.ceiling_steps=0",
-    ]
+    job = [*CPU_JOB, f"model={plan.jobstart_model}", f"data.train_size={size}", "train.epochs=2"]
+    job += ["train.ceiling_steps=0"]
     bare = [sys.executable, str(BARE_LOOP), f"--train-size={size}", "--test-size=256", "--epochs=2"]
     bare += [f"--model={plan.jobstart_model}"]
     methods = {"forkserver": {}, "spawn": {"PINSWEEP_JOB_START": "spawn"}}
+    gaps: dict[str, list[float]] = {method: [] for method in methods}
 
-    def sweep(jobs: int, env: dict[str, str]) -> float:
+    def sweep(jobs: int, method: str) -> float:
         runner.count += 1
         folder = runner.workdir / f"sweep-{runner.count:03d}"
         repeats = ",".join(map(str, range(jobs)))
         command = [sys.executable, "-m", "pinsweep", "-m", *job, f"train.repeat={repeats}", f"hydra.sweep.dir={folder}"]
-        return runner.timed(command, env)[0]
+        wall = runner.timed(command, methods[method])[0]
+        gaps[method] += job_gaps(folder)
+        return wall
 
-    def one_job(env: dict[str, str]) -> float:
+    def one_job(method: str) -> float:
         runner.count += 1
-        command = [
-            sys.executable,
-            "-m",
-            "pinsweep",
-            *job,
-            f"hydra.run.dir={runner.workdir / f'job-{runner.count:03d}'}",
-        ]
-        return runner.timed(command, env)[0]
+        folder = runner.workdir / f"job-{runner.count:03d}"
+        return runner.timed([sys.executable, "-m", "pinsweep", *job, f"hydra.run.dir={folder}"], methods[method])[0]
 
     arms: dict[str, Callable[[], Any]] = {
         "bare loop": lambda: runner.timed(bare)[0],
         f"bare loop x{n}": lambda: runner.timed([*bare, f"--runs={n}"])[0],
     }
-    for method, env in methods.items():
-        arms[f"one job ({method})"] = lambda env=env: one_job(env)
-        arms[f"sweep of 1 ({method})"] = lambda env=env: sweep(1, env)
-        arms[f"sweep of {n} ({method})"] = lambda env=env: sweep(n, env)
+    for method in methods:
+        arms[f"one job ({method})"] = lambda method=method: one_job(method)
+        arms[f"sweep of 1 ({method})"] = lambda method=method: sweep(1, method)
+        arms[f"sweep of {n} ({method})"] = lambda method=method: sweep(n, method)
     runs = interleave(runner, arms, plan.jobstart_repeats)
     bare_s = median(runs["bare loop"])
     bare_further_s = (median(runs[f"bare loop x{n}"]) - bare_s) / (n - 1)
@@ -469,6 +461,11 @@ def job_start(runner: Runner, plan: Plan) -> list[Figure]:
         "wall_s": {arm: _rounded(values, 3) for arm, values in runs.items()},
         "bare_loop_median_s": round(bare_s, 3),
         "bare_loop_further_run_s": round(bare_further_s, 3),
+        # from the sweeps' own logs, free of the training's speed: each further job's seconds between the
+        # previous job's `ok` and its own first line of work (row written, next job composed, process
+        # started, dataset built)
+        "further_job_gap_s": {method: _rounded(values, 3) for method, values in gaps.items()},
+        "further_job_gap_median_s": {method: round(median(values), 3) for method, values in gaps.items() if values},
     }
     figures = []
     for method in methods:
@@ -496,6 +493,25 @@ def job_start(runner: Runner, plan: Plan) -> list[Figure]:
             ),
         ]
     return figures
+
+
+def job_gaps(sweep_dir: Path) -> list[float]:
+    """Per job after the first, from its log and the previous job's: seconds from the previous job's
+    `job #k ok` to this job's first line from inside the job (`data: ...`)."""
+    stamp = r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]"
+    gaps, previous_ok = [], None
+    for job_dir in sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)):
+        text = next(job_dir.glob("*.log")).read_text()
+        started = re.search(stamp + r"\[pinsweep\.data\]", text, re.M)
+        ended = re.search(stamp + r"\[pinsweep\]\[INFO\] - job #\d+ ok", text, re.M)
+        if previous_ok and started:
+            gaps.append((_log_time(started.group(1)) - previous_ok).total_seconds())
+        previous_ok = _log_time(ended.group(1)) if ended else None
+    return gaps
+
+
+def _log_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f")
 
 
 def input_path(runner: Runner, plan: Plan) -> list[Figure]:

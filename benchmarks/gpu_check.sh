@@ -8,6 +8,9 @@
 # missing -> `pytest -m gpu` -> the sweep: ResNet-34, batch 256, synthetic CIFAR-10-shaped data,
 # loader.pin_memory x loader.non_blocking x loader.num_workers {0,4}, 2 repeats (train.repeat=0,1)
 # in adaptive mode: 16 jobs, each in its own process -> its summary table -> a JSON of the figures.
+# Then an ImageNet-style loader (README "Tuning an ImageNet-style loader"): a generated JPEG tree
+# (pinsweep.make_jpegs, 256 px), ResNet-18 at 224 px, batch 128, 4 workers, pinned,
+# data.decoder=torchvision,nvjpeg x loader.device_prefetch=0,2: 4 jobs, its summary in imagefolder/.
 # The results go to $OUT/gpu-check if OUT is set, else benchmarks/gpu-results/. A failing stage does
 # not stop the later ones; the script exits non-zero at the end if any stage failed.
 #
@@ -75,6 +78,18 @@ sweep() {
     "model=$MODEL" "loader.batch_size=$BATCH" \
     train.mode=adaptive "train.budget_s=$BUDGET_S" "train.ceiling_budget_s=$CEILING_BUDGET_S" train.evaluate=false \
     train.timeout_s=60 "hydra.sweep.dir=$SWEEP"
+}
+
+imagefolder_sweep() {
+  local jpegs=${TMPDIR:-/tmp}/pinsweep-gpu-check-jpegs
+  rm -rf "$jpegs" "$RESULTS/imagefolder"
+  python -m pinsweep.make_jpegs "$jpegs" --count 2048 --size 256 --classes 10
+  python -m pinsweep -m \
+    data.decoder=torchvision,nvjpeg loader.device_prefetch=0,2 \
+    data=imagefolder "data.root=$jpegs" data.image_size=224 model=resnet18 loader.batch_size=128 \
+    loader.num_workers=4 loader.persistent_workers=true loader.pin_memory=true loader.non_blocking=true \
+    train.mode=adaptive train.budget_s=4 train.ceiling_budget_s=1 train.evaluate=true \
+    train.timeout_s=60 "hydra.sweep.dir=$RESULTS/imagefolder"
 }
 
 summary() {
@@ -155,15 +170,16 @@ print(f"wrote {path}: {len(configs)} configs, {sum(job['status'] == 'ok' for job
 EOF
 }
 
-export -f environment install_if_missing sweep summary write_json
+export -f environment install_if_missing sweep imagefolder_sweep summary write_json
 stage environment 20 environment
 stage install 240 install_if_missing
 if [ "$RUN_TESTS" = 1 ]; then
   stage "pytest -m gpu" 120 "python -m pytest -m gpu -q -p no:cacheprovider" 300
 fi
-stage sweep 400 sweep 50
-stage summary 30 summary 20
-stage json 20 write_json
+stage sweep 400 sweep 170  # the reserve keeps 2 minutes for the imagefolder stage
+stage summary 30 summary 140
+stage json 20 write_json 120
+stage imagefolder 120 imagefolder_sweep
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "gpu check: failed stages: ${failed[*]}"

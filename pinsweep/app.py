@@ -116,9 +116,9 @@ def run_and_record(cfg: DictConfig, job_dir: str | Path, job_num: int = 0, overr
     row: dict[str, Any] = {"job.num": job_num, "job.overrides": overrides, "status": "ok", "error": ""}
     row["log"] = job_log_file() or ""  # where a failure's whole traceback is
     row.update(flatten_config(OmegaConf.masked_copy(cfg, list(CONFIG_GROUPS))))
-    row.update(environment())
     try:
         with job_signals():
+            row.update(environment())  # in here: a stop signal during it still leaves an `interrupted` row
             row.update(run_isolated(cfg) if cfg.isolate else run_job(cfg))
         log.info(
             "job #%s ok: %.1f images/s steady state on %s, median epoch %.2f s, test accuracy %s",
@@ -141,6 +141,7 @@ def run_and_record(cfg: DictConfig, job_dir: str | Path, job_num: int = 0, overr
             log_traceback(error)
         log.error("job #%s %s: %s (log: %s)", job_num, row["status"], row["error"], row["log"] or "none")
     except Interrupted as interruption:  # recorded, then raised: the sweep stops here
+        interruption.caught()
         row.update(status="interrupted", error=f"Interrupted: {interruption}")
         log.error("job #%s interrupted: %s", job_num, interruption)
         write_row(job_dir, row)

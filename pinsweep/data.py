@@ -131,26 +131,31 @@ def decode_rgb(data: torch.Tensor) -> torch.Tensor:
 @dataclass
 class EncodedBatch:
     """A batch of undecoded JPEG files (data.decoder=nvjpeg): the loader carries bytes, and the training
-    process decodes them all at once on the GPU, where they are needed."""
+    process decodes them all at once on the GPU, where they are needed. The files travel as one tensor
+    (worker processes share each tensor through a file descriptor: one per file runs out of them)."""
 
-    data: list[torch.Tensor]
+    data: torch.Tensor  # the files' bytes, one after another
+    lengths: list[int]
     image_size: int
     train: bool
 
     def pin_memory(self) -> EncodedBatch:  # DataLoader's pin_memory=true calls this on custom batches
-        return EncodedBatch([part.pin_memory() for part in self.data], self.image_size, self.train)
+        return EncodedBatch(self.data.pin_memory(), self.lengths, self.image_size, self.train)
+
+    def files(self) -> list[torch.Tensor]:
+        return list(torch.split(self.data, self.lengths))
 
     def decode(self, device: torch.device) -> torch.Tensor:
         """Batched nvJPEG decode, then the same crops and flips as the other decoders, on the device."""
-        images = decode_jpeg(self.data, mode=ImageReadMode.RGB, device=device)
+        images = decode_jpeg(self.files(), mode=ImageReadMode.RGB, device=device)
         transform = v2.Compose(imagenet_transforms(self.image_size, self.train))
         return torch.stack([transform(image) for image in images])
 
 
 def collate_encoded(samples: list[tuple[torch.Tensor, int]], image_size: int, train: bool):
     """collate_fn for data.decoder=nvjpeg: file bytes differ in length, so they stay a list."""
-    data, labels = zip(*samples)
-    return EncodedBatch(list(data), image_size, train), torch.as_tensor(labels)
+    files, labels = zip(*samples)
+    return EncodedBatch(torch.cat(files), [len(f) for f in files], image_size, train), torch.as_tensor(labels)
 
 
 def _imagefolder(data_cfg: Any, train: bool) -> datasets.ImageFolder | None:

@@ -19,6 +19,7 @@ import shlex
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,10 +36,16 @@ class Interrupted(KeyboardInterrupt):
     """A stop signal arrived. A KeyboardInterrupt, so that whatever cleans up on Ctrl-C (DataLoader
     iterators, `finally` blocks) cleans up on SIGTERM too, and no `except Exception` swallows it."""
 
-    def __init__(self, signum: int, sweep_dir: str | None = None) -> None:
+    def __init__(self, signum: int, sweep_dir: str | None = None, stop: StopSignals | None = None) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
         self.sweep_dir = sweep_dir  # set when the sweep's own process was interrupted
+        self.stop = stop
+
+    def caught(self) -> None:
+        """Tell the handler that raised it that it arrived (see StopSignals._until_caught)."""
+        if self.stop is not None:
+            self.stop.caught = True
 
     @property
     def exit_code(self) -> int:
@@ -48,19 +55,38 @@ class Interrupted(KeyboardInterrupt):
         return f"stopped by {signal.Signals(self.signum).name}"
 
 
-def _raise_once(sweep_dir: str | None) -> Any:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        for stop in STOP_SIGNALS + tuple(_preempt_signals()):
-            signal.signal(stop, _exit_now)  # while the summary is written: a second signal ends it here
-        raise Interrupted(signum, sweep_dir)
+class StopSignals:
+    """The handler: the first signal raises `Interrupted`, any later one exits at once.
 
-    handler.pinsweep = True  # type: ignore[attr-defined]
-    return handler
+    Python runs a handler between any two bytecodes of the main thread, also inside a finalizer
+    (`__del__`, a weakref callback), where an exception is printed and dropped. So until pinsweep's
+    code reports the interruption caught, it is raised again every RETRY_S."""
 
+    RETRY_S = 1.0
 
-def _exit_now(signum: int, frame: FrameType | None) -> None:
-    os.write(2, f"\npinsweep: second {signal.Signals(signum).name}: exiting now\n".encode())
-    os._exit(128 + signum)
+    def __init__(self, sweep_dir: str | None) -> None:
+        self.sweep_dir = sweep_dir
+        self.signum: int | None = None  # the first signal, once it came
+        self.caught = False
+        self.retrying = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None and not self.retrying:  # a second signal, while the summary is written
+            os.write(2, f"\npinsweep: second {signal.Signals(signum).name}: exiting now\n".encode())
+            os._exit(128 + signum)
+        self.retrying = False
+        if self.signum is None:
+            self.signum = signum
+            threading.Thread(target=self._until_caught, name="pinsweep-interrupt", daemon=True).start()
+        raise Interrupted(self.signum, self.sweep_dir, self)
+
+    def _until_caught(self) -> None:
+        while True:
+            time.sleep(self.RETRY_S)
+            if self.caught or signal.getsignal(self.signum) is not self:
+                return
+            self.retrying = True
+            os.kill(os.getpid(), self.signum)
 
 
 def _preempt_signals() -> list[signal.Signals]:
@@ -74,15 +100,16 @@ def _preempt_signals() -> list[signal.Signals]:
 
 def handled_here() -> bool:
     """Whether this process already stops on pinsweep's terms (the sweep's process runs its jobs)."""
-    return bool(getattr(signal.getsignal(signal.SIGTERM), "pinsweep", False))
+    return isinstance(signal.getsignal(signal.SIGTERM), StopSignals)
 
 
 def install(sweep_dir: str | None = None) -> None:
     """From now on the first stop signal raises `Interrupted` in the main thread (for good: the sweep's
     process ends with the sweep)."""
     if threading.current_thread() is threading.main_thread():
-        for stop in STOP_SIGNALS:
-            signal.signal(stop, _raise_once(sweep_dir))
+        handler = StopSignals(sweep_dir)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, handler)
 
 
 @contextmanager
@@ -93,12 +120,14 @@ def job_signals() -> Iterator[None]:
         yield
         return
     signums = list(STOP_SIGNALS) + _preempt_signals()
-    previous = {signum: signal.signal(signum, _raise_once(None)) for signum in signums}
+    handler = StopSignals(None)
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        handler.caught = True  # no retry once this block is left, however it was left
+        for signum, before in previous.items():
+            signal.signal(signum, before)
 
 
 def resume_line(sweep_dir: str | Path) -> str:
@@ -108,10 +137,14 @@ def resume_line(sweep_dir: str | Path) -> str:
 def finish_interrupted(interruption: Interrupted) -> int:
     """What the sweep's process does after the running job was stopped and recorded: the summary, plots
     and report of what finished, the resume command; returns the exit status."""
+    interruption.caught()
     if interruption.sweep_dir is not None:
         from pinsweep.callbacks import write_results  # lazy: summarizing imports pandas and matplotlib
 
-        write_results(interruption.sweep_dir)
+        try:
+            write_results(interruption.sweep_dir)
+        except Exception as error:  # e.g. stopped before any job left a row: still say how to resume
+            print(f"pinsweep: no summary written: {error}", file=sys.stderr)
         print(f"pinsweep: {interruption}; resume with: {resume_line(interruption.sweep_dir)}", file=sys.stderr)
     else:
         print(f"pinsweep: {interruption}", file=sys.stderr)

@@ -57,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     for split, count in zip(SPLITS, (args.count, val_count)):
         write_split(args.root, split, count, args.size, args.classes, rng)
-    print(f"wrote {args.count} train and {val_count} val JPEGs ({args.size}x{args.size}, {args.classes} classes) "
-          f"to {args.root}")
+    print(
+        f"wrote {args.count} train and {val_count} val JPEGs ({args.size}x{args.size}, {args.classes} classes) "
+        f"to {args.root}"
+    )
     return 0
 
 

@@ -12,6 +12,7 @@ in_order mean what they mean for a DataLoader.
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -53,6 +54,10 @@ class NodesLoader:
         self.num_workers = loader_cfg.num_workers
         self.prefetch_factor = loader_cfg.prefetch_factor or DEFAULT_PREFETCH_FACTOR
         self.samples = len(dataset)
+        self.loader: Any = None
+        self.build = lambda: self._graph(dataset, loader_cfg, train, collate_fn)
+
+    def _graph(self, dataset: Dataset, loader_cfg: Any, train: bool, collate_fn: Any) -> Any:
         sampler = RandomSampler(dataset) if loader_cfg.shuffle and train else SequentialSampler(dataset)
         node = nodes.Batcher(nodes.SamplerWrapper(sampler), self.batch_size, drop_last=self.drop_last)
         load = LoadBatch(dataset, collate_fn)
@@ -70,11 +75,19 @@ class NodesLoader:
         if loader_cfg.pin_memory and torch.accelerator.is_available():
             node = nodes.PinMemory(node)
         node = nodes.Prefetcher(node, self.prefetch_factor * max(self.num_workers, 1))
-        self.loader = nodes.Loader(node)  # one graph for every epoch: iter() resets it
+        return nodes.Loader(node)  # one graph for every epoch: iter() resets it
+
+    def shutdown(self) -> None:
+        """Stop the workers now and drop the graph, so that no process forked later (the test split's
+        workers) inherits it: its clean-up would run, and fail, in there."""
+        self.loader = None
+        gc.collect()  # the graph's threads and nodes refer to each other
 
     def __len__(self) -> int:
         steps = self.samples / self.batch_size
         return math.floor(steps) if self.drop_last else math.ceil(steps)
 
     def __iter__(self) -> Iterator[Any]:
+        if self.loader is None:
+            self.loader = self.build()
         return iter(self.loader)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pandas costs start-up: imported only where rows are read or
     import pandas as pd
 
 ROW_FILE = "row.csv"
+NESTED_SWEEP_MARK = ".pinsweep-sweep"  # a folder holding this is a sweep of its own, not jobs of the one around it
 CONFIG_GROUPS = tuple(GROUP_SCHEMAS)  # the config groups whose keys become row columns
 
 
@@ -114,10 +115,13 @@ def read_row(job_dir: str | Path) -> dict[str, Any] | None:
 
 
 def job_dirs(sweep_dir: str | Path) -> list[Path]:
-    """Job folders of a sweep: those Hydra made (they hold .hydra/) or that hold a row."""
+    """Job folders of a sweep: those Hydra made (they hold .hydra/) or that hold a row; not those of a
+    sweep of its own inside it (a folder marked NESTED_SWEEP_MARK, as auto-tune's confirm/)."""
     sweep_dir = Path(sweep_dir)
     found = {p.parent for p in sweep_dir.rglob(ROW_FILE)}
     found |= {p.parent for p in sweep_dir.rglob(".hydra") if p.parent != sweep_dir}
+    nested = {p.parent for p in sweep_dir.rglob(NESTED_SWEEP_MARK) if p.parent != sweep_dir}
+    found = {p for p in found if not nested.intersection(p.parents)}
     return sorted(found, key=lambda p: (len(p.parts), _natural(p.name), str(p)))
 
 

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 from pinsweep.advice import MAX_USEFUL_REPEATS, Advice, advise, inactive_axes_of
+from pinsweep.confirm import read_outcome
+from pinsweep.confirm import sentences as autotune_sentences
 from pinsweep.plots import make_plots, setup_title
 from pinsweep.record import ROW_FILE, read_rows
 from pinsweep.summarize import OVERALL, Effect, SummaryError, Tables, norm, read_tables
@@ -368,6 +370,7 @@ def build(
     images, skipped = make_plots(sweep_dir, summary, effects, rows)
     blocks: list[Block] = [f"# pinsweep report: {sweep_dir.name}", setup_title(rows, axes)]
     advice = advice or advise(summary, effects, rows)
+    blocks += _autotune_blocks(sweep_dir)
     blocks += ["## Conclusion", conclusion(summary, effects, rows, advice)]
     if advice.commands:
         blocks += ["## Next sweep"]
@@ -400,6 +403,13 @@ def build(
     blocks += ["## Failed jobs", Table(failed) if len(failed) else "None: every job finished."]
     blocks += ["## How to read this", READING_GUIDE]
     return blocks
+
+
+def _autotune_blocks(sweep_dir: Path) -> list[Block]:
+    """An auto-tune's search pick against its confirmed pick (pinsweep/confirm.py), first: the
+    conclusion below is about the search's single measurements."""
+    outcome = read_outcome(sweep_dir)
+    return [] if outcome is None else ["## Auto-tune: search pick and confirmed pick", autotune_sentences(outcome)]
 
 
 def render_markdown(blocks: list[Block]) -> str:
@@ -512,6 +522,11 @@ def write_report(sweep_dir: str | Path, baseline: str = "", tables: Tables | Non
         print(f"  {sentence}")
     for sweep in advice.commands:
         print(f"next sweep, to {sweep.why}:\n  {sweep.command}")
+    outcome = read_outcome(sweep_dir)
+    if outcome is not None:
+        print("auto-tune:")
+        for sentence in autotune_sentences(outcome):
+            print(f"  {sentence}")
     pngs = sorted(p.name for p in sweep_dir.glob("*.png"))
     print(f"wrote {written[0]} (self-contained), {written[1].name} and {', '.join(pngs)}")
     return written

@@ -30,7 +30,7 @@ from pinsweep.config import Config
 from pinsweep.record import CONFIG_GROUPS, flatten_config, read_rows
 
 REPLICATE_KEYS = ("train.repeat",)
-ACCELERATOR_ONLY_AXES = ("loader.pin_memory", "loader.non_blocking")
+ACCELERATOR_ONLY_AXES = ("loader.pin_memory", "loader.non_blocking", "loader.device_prefetch")
 COMPUTE_BOUND_EFFICIENCY = 0.9  # within 10% of the compute-only ceiling: the input path is not the limit
 STALL_FRACTION = 0.1  # a step spending >= 10% of its time waiting for data or copies is held up by them
 OVERALL = "all (geometric mean)"  # effects.csv's held_fixed value for an axis's effect over all strata

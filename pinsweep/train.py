@@ -33,9 +33,10 @@ from tqdm import tqdm
 
 from pinsweep import stats
 from pinsweep.config import ConfigError, validate
-from pinsweep.data import build_datasets, build_input, to_float_images
+from pinsweep.data import EncodedBatch, build_datasets, build_input, to_float_images
 from pinsweep.environment import device_environment
 from pinsweep.model import build_model
+from pinsweep.prefetch import DevicePrefetcher, Staged
 from pinsweep.timing import StepTimer, StepTimes, StopRule, synchronize
 
 log = logging.getLogger(__name__)
@@ -157,12 +158,17 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.amp and device.type == "cuda")
 
-    def to_device(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The host-to-device copy and nothing else: exactly what the step timer calls copy."""
-        return (
-            images.to(self.device, non_blocking=self.non_blocking),
-            labels.to(self.device, non_blocking=self.non_blocking),
-        )
+    def to_device(self, images: Any, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The host-to-device copy and nothing else: exactly what the step timer calls copy. With nvJPEG
+        the copy is the GPU's decode of the batch's files; a batch staged by loader.device_prefetch was
+        copied on the side stream, and the compute stream only waits for that copy to have finished."""
+        if isinstance(images, Staged):
+            return images.arrive(torch.cuda.current_stream(self.device))
+        if isinstance(images, EncodedBatch):
+            images = images.decode(self.device)
+        else:
+            images = images.to(self.device, non_blocking=self.non_blocking)
+        return images, labels.to(self.device, non_blocking=self.non_blocking)
 
     def as_input(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 batches become ToTensor's floats in the configured memory format, on the device: compute,
@@ -249,7 +255,13 @@ def stop_workers(loader: Any) -> None:
     training stops mid-epoch (adaptive mode) they go on prefetching the rest of it: beside the
     ceilings that are timed next they would compete for the same cores, and restarting them with
     `iter()` makes them prefetch again. (Non-persistent workers end with their iterator.) `_iterator`
-    is the DataLoader's own handle on them; the next `iter()` makes a fresh one."""
+    is the DataLoader's own handle on them; the next `iter()` makes a fresh one. A torchdata.nodes loader
+    shuts its own down; a DevicePrefetcher's are its source's."""
+    if isinstance(loader, DevicePrefetcher):
+        loader = loader.source
+    if hasattr(loader, "shutdown"):
+        loader.shutdown()
+        return
     iterator = getattr(loader, "_iterator", None)
     if iterator is not None:
         iterator._shutdown_workers()
@@ -270,6 +282,7 @@ def train(trainer: Trainer, train_input: Any, cfg: Any) -> tuple[dict[str, Any],
     rule = StopRule(train_cfg.target_ci, train_cfg.min_steps, train_cfg.budget_s) if adaptive else None
     timer = StepTimer(device)
     epoch_s, first_batch_s, step_images = [], [], []
+    side_copies = []  # loader.device_prefetch: each step's copy on the side stream, as (start, end) events
     loss, batch = torch.zeros(()), None
     # images/s while it runs; tqdm stays silent when stderr is not a terminal (CI, SLURM logs)
     progress = tqdm(
@@ -302,6 +315,8 @@ def train(trainer: Trainer, train_input: Any, cfg: Any) -> tuple[dict[str, Any],
             if step_in_epoch == 0:
                 first_batch_s.append(timer.host_wait)
             step_images.append(len(labels))
+            if isinstance(images, Staged):
+                side_copies.append((images.start, images.ready))
             batch = trainer.to_device(images, labels)
             timer.copied()
             loss = trainer.step(*batch)
@@ -343,6 +358,8 @@ def train(trainer: Trainer, train_input: Any, cfg: Any) -> tuple[dict[str, Any],
         "train_s": run_end - run_start,
         **steady_metrics(timer.times(), warmup, sum(step_images[warmup:]), window_end - steady_start),
         "first_batch_s_median": float(np.median(first_batch_s)),
+        # device_prefetch: the copies the side stream ran in the steady window, overlapped or not
+        "side_copy_s": sum(start.elapsed_time(end) for start, end in side_copies[warmup:]) / 1000.0,
         "final_loss": float(loss),
         # a diverged run (NaN or inf) is still timed, but its numbers describe no real training
         "loss_finite": math.isfinite(float(loss)),
@@ -436,7 +453,7 @@ def compute_ceiling(trainer: Trainer, batch: tuple[torch.Tensor, ...], train_cfg
 def prefetched_batches(loader: Any) -> int:
     """How many batches a loader's workers can have ready before anyone asks for one."""
     workers = getattr(loader, "num_workers", 0)
-    return workers * loader.prefetch_factor if workers else 0
+    return (workers * loader.prefetch_factor if workers else 0) + getattr(loader, "depth", 0)
 
 
 def endless(loader: Any) -> Iterator[Any]:
@@ -498,9 +515,23 @@ def run_job(cfg: Any) -> dict[str, Any]:
     if cfg.loader.num_workers > (os.cpu_count() or 1):
         log.warning("loader.num_workers=%d exceeds the %d CPUs here", cfg.loader.num_workers, os.cpu_count())
 
+    if cfg.data.decoder == "nvjpeg" and device.type != "cuda":
+        raise ConfigError(
+            f"data.decoder=nvjpeg decodes on a CUDA GPU and this job runs on {device}: "
+            "use data.decoder=torchvision (or pil), or run it on a GPU"
+        )
+    prefetch_active = cfg.loader.device_prefetch > 0 and device.type == "cuda"
+    if cfg.loader.device_prefetch and not prefetch_active:
+        log.warning(
+            "loader.device_prefetch=%d has no effect without an accelerator: recorded as inactive",
+            cfg.loader.device_prefetch,
+        )
+
     train_set, test_set = build_datasets(cfg.data)
     train_input = build_input(train_set, cfg.data, cfg.loader, device, True, cfg.train.seed)
     trainer = Trainer(build_model(cfg.model), cfg, device)
+    if prefetch_active and cfg.data.pipeline != "device":  # a resident split has nothing to copy
+        train_input = DevicePrefetcher(train_input, cfg.loader.device_prefetch, device, trainer.to_device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -520,6 +551,7 @@ def run_job(cfg: Any) -> dict[str, Any]:
     metrics["shared_device"] = shared_device
     metrics.update(device_environment(device))
     metrics["pin_memory_active"] = bool(cfg.loader.pin_memory and device.type == "cuda")
+    metrics["device_prefetch_active"] = isinstance(train_input, DevicePrefetcher)
     metrics["peak_host_mb"] = peak_host_memory_mb()
     if device.type == "cuda":
         metrics["peak_device_mb"] = torch.cuda.max_memory_allocated(device) / 2**20

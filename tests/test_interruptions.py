@@ -8,12 +8,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from pinsweep.interrupt import Interrupted, job_signals
 from pinsweep.lock import FolderInUse, hold
 from pinsweep.record import ROW_FILE, CorruptRow, read_row, read_rows, write_row
 
@@ -28,8 +30,8 @@ SMALL_JOB = (
     "loader.num_workers=1",
     "train.epochs=1",
     "train.ceiling_steps=2",
+    "train.ceiling_budget_s=0.2",
 )
-TWELVE_JOBS = "train.repeat=" + ",".join(map(str, range(12)))
 
 
 def _pinsweep(*args: str) -> list[str]:
@@ -78,18 +80,21 @@ def _wait_for(path: Path, text: str, sweep: subprocess.Popen, deadline: float) -
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds job processes through Linux's /proc")
 @pytest.mark.parametrize(
-    ("signum", "whom", "exit_code"),
+    ("signum", "whom", "exit_code", "jobs"),
     [
-        (signal.SIGINT, "group", 130),  # Ctrl-C: the terminal signals every process in its foreground group
-        (signal.SIGTERM, "sweep", 143),  # kill, timeout, systemd: the sweep's process alone
+        # Ctrl-C: the terminal signals every process in its foreground group (the job's too)
+        (signal.SIGINT, "group", 130, 12),
+        # kill, timeout, systemd: the sweep's process alone; fewer jobs, the same path
+        (signal.SIGTERM, "sweep", 143, 4),
     ],
     ids=["ctrl-c", "sigterm"],
 )
 def test_a_signal_in_job_3_records_it_summarizes_the_rest_and_resume_completes_the_sweep(
-    tmp_path, signum, whom, exit_code
+    tmp_path, signum, whom, exit_code, jobs
 ):
     sweep_dir = tmp_path / "sweep"
-    command = _pinsweep("-m", *SMALL_JOB, TWELVE_JOBS, f"hydra.sweep.dir={sweep_dir}")
+    repeats = "train.repeat=" + ",".join(map(str, range(jobs)))
+    command = _pinsweep("-m", *SMALL_JOB, repeats, f"hydra.sweep.dir={sweep_dir}")
     err = tmp_path / "sweep.err"
     with open(err, "w") as stderr:
         sweep = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
@@ -122,8 +127,28 @@ def test_a_signal_in_job_3_records_it_summarizes_the_rest_and_resume_completes_t
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert resumed.stderr.count("already has an ok row, skipped") == 2
-    assert _statuses(sweep_dir, 12) == ["ok"] * 12
-    assert pd.read_csv(sweep_dir / "summary.csv")["n"].sum() == 12
+    assert _statuses(sweep_dir, jobs) == ["ok"] * jobs
+    assert pd.read_csv(sweep_dir / "summary.csv")["n"].sum() == jobs
+
+
+class SlowFinalizer:
+    """Python prints and drops an exception raised in __del__: where a signal's handler may run."""
+
+    def __del__(self):
+        time.sleep(0.5)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_an_interruption_dropped_in_a_finalizer_is_raised_again():
+    start = time.monotonic()
+    with pytest.raises(Interrupted) as caught, job_signals():
+        finalizer = SlowFinalizer()
+        threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        del finalizer  # SIGTERM's Interrupted is raised in here, and lost
+        time.sleep(30)  # ... so it comes again, a second later
+    assert time.monotonic() - start < 5
+    assert caught.value.exit_code == 143 and str(caught.value) == "stopped by SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # pytest's own handling is back
 
 
 @pytest.mark.slow
@@ -134,7 +159,7 @@ def test_a_second_ctrl_c_exits_at_once(tmp_path):
     with open(err, "w") as stderr:
         sweep = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr)
         deadline = time.monotonic() + 300
-        _wait_for(err, "job #0 (1 of 2)", sweep, deadline)
+        _wait_for(err, "data: synthetic", sweep, deadline)  # job 0 is training
         sweep.send_signal(signal.SIGINT)
         _wait_for(err, "job #0 interrupted", sweep, deadline)  # the summary is being written now
         sweep.send_signal(signal.SIGINT)

@@ -130,3 +130,75 @@ def test_a_trial_that_cannot_run_is_recorded_and_failed_for_optuna(tmp_path):
 
     summary = pd.read_csv(sweep_dir / "summary.csv")
     assert sorted(summary["n_failed"].tolist()) == [0, 1]
+
+
+def _cycling(tmp_path: Path) -> dict:
+    return {
+        "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
+        "CYCLING_SAMPLER_LOG": str(tmp_path / "trials.jsonl"),
+    }
+
+
+def _confirmation_rows(sweep_dir: Path) -> pd.DataFrame:
+    from pinsweep.record import read_rows
+
+    return read_rows(sweep_dir / "confirm")
+
+
+def test_a_planted_input_delay_that_workers_hide_is_confirmed(tmp_path):
+    """Every sample sleeps 4 ms, which 2 worker processes overlap: trial 0 (num_workers=0, the
+    defaults) and trial 1 (num_workers=2) are searched, and the rounds confirm workers significantly."""
+    result = _autotune(
+        tmp_path,
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.confirm_top=2",  # only one candidate differs from the defaults: one is re-run
+        "hydra.sweeper.confirm_repeats=3",
+        "hydra.sweeper.sampler._target_=test_optuna.CyclingSampler",
+        "loader.num_workers=choice(0,2)",
+        "loader.batch_size=64",
+        "loader.pin_memory=false",
+        "data.sample_delay_ms=4",
+        "train.epochs=2",  # the first epoch is the warm-up: worker start-up is not what is timed
+        env=_cycling(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep_dir = tmp_path / "sweep"
+    assert len(_rows(sweep_dir)) == 2  # the search's rows stay the search's
+    rows = _confirmation_rows(sweep_dir)
+    assert len(rows) == 6 and (rows["status"] == "ok").all()
+    assert sorted(rows.groupby("train.repeat")["loader.num_workers"].apply(sorted).tolist()) == [[0, 2]] * 3
+
+    outcome = OmegaConf.load(sweep_dir / "autotune.yaml")
+    assert not outcome.defaults_hold and outcome.confirmed_pick["loader.num_workers"] == "2"
+    assert outcome.speedup_ci_low > 1.0, outcome
+    summary = pd.read_csv(sweep_dir / "confirm" / "summary.csv")
+    workers = summary[summary["loader.num_workers"] == 2].iloc[0]
+    assert bool(workers["significant"]) and workers["speedup"] == pytest.approx(outcome.speedup)
+    # Optuna's file is Optuna's: its single best trial, whatever the confirmation found
+    assert set(OmegaConf.load(sweep_dir / "optimization_results.yaml")) == {"name", "best_params", "best_value"}
+    agreement = "agree" if outcome.agree else "differ"
+    assert f"Confirmed pick: num_workers=2" in result.stdout and agreement in result.stdout
+    assert "## Auto-tune: search pick and confirmed pick" in (sweep_dir / "report.md").read_text()
+
+
+def test_when_nothing_differs_the_defaults_hold(tmp_path):
+    """pin_memory cannot act on a CPU: the search draws true and false, the confirmation finds no
+    difference and keeps the defaults."""
+    result = _autotune(
+        tmp_path,
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.confirm_repeats=2",
+        "hydra.sweeper.sampler._target_=test_optuna.CyclingSampler",
+        "loader.num_workers=0",
+        "loader.batch_size=64",
+        "loader.pin_memory=choice(true,false)",
+        "train.device=cpu",
+        env=_cycling(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep_dir = tmp_path / "sweep"
+    outcome = OmegaConf.load(sweep_dir / "autotune.yaml")
+    assert outcome.defaults_hold and outcome.confirmed_pick == outcome.baseline
+    assert list(outcome.candidates) == [{"loader.pin_memory": "true"}]
+    assert len(_confirmation_rows(sweep_dir)) == 4
+    assert "Defaults hold" in result.stdout
