@@ -185,6 +185,11 @@ def _validate_input(data: Any, loader: Any) -> None:
         raise ConfigError(
             "loader.worker_type=thread: DataLoader's workers are processes; use loader.engine=nodes for threads"
         )
+    if loader.persistent_workers and loader.engine == Engine.nodes:  # its ParallelMapper restarts them each epoch
+        raise ConfigError(
+            "loader.persistent_workers=true: torchdata.nodes has no persistent workers; "
+            "set loader.persistent_workers=false with loader.engine=nodes"
+        )
     if loader.device_prefetch < 0:
         raise ConfigError(f"loader.device_prefetch={loader.device_prefetch}: must be >= 0 (0: copy in the step)")
 

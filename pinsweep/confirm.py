@@ -85,7 +85,7 @@ def plan(trials: list[Trial], fixed: list[str], configured: Settings, top: int, 
         config = settings_of(trial.overrides, searched, configured)
         if config != baseline and config not in candidates and len(candidates) < top:
             candidates.append(config)
-    configs = [{}] + candidates  # the baseline sets no searched key: exactly what an untuned job runs
+    configs = [{}, *candidates]  # the baseline sets no searched key: exactly what an untuned job runs
     jobs = [
         [*fixed, *(f"{key}={value}" for key, value in config.items()), f"{REPEAT_KEY}={r}"]
         for r in range(repeats)
@@ -161,7 +161,10 @@ def judge(rows: pd.DataFrame, plan_: Plan, search_pick: Settings, search_value: 
     outcome.compared = compared
     if record is not None:
         outcome.speedup, outcome.speedup_p = float(record["speedup"]), float(record.get("speedup_p", math.nan))
-        outcome.speedup_ci_low, outcome.speedup_ci_high = float(record["speedup_ci_low"]), float(record["speedup_ci_high"])
+        outcome.speedup_ci_low, outcome.speedup_ci_high = (
+            float(record["speedup_ci_low"]),
+            float(record["speedup_ci_high"]),
+        )
         outcome.images_per_s = float(record["ips_geomean"])
     pick = _row_of(summary, search_pick, axes)
     outcome.confirmed_in_search = float(pick["ips_geomean"]) if pick is not None else math.nan
@@ -214,8 +217,13 @@ def sentences(outcome: Outcome) -> list[str]:
     if outcome.agree:
         said.append("The search pick and the confirmed pick agree.")
     else:
-        again = "" if math.isnan(outcome.confirmed_in_search) else f" ran at {ips(outcome.confirmed_in_search)} images/s"
-        said.append(f"They differ: the search pick{again} when repeated (the search's {ips(outcome.search_images_per_s)} was one draw).")
+        again = (
+            "" if math.isnan(outcome.confirmed_in_search) else f" ran at {ips(outcome.confirmed_in_search)} images/s"
+        )
+        said.append(
+            f"They differ: the search pick{again} when repeated "
+            f"(the search's {ips(outcome.search_images_per_s)} was one draw)."
+        )
     if outcome.failed_jobs:
         said.append(f"{outcome.failed_jobs} confirmation job(s) failed: see {CONFIRM_DIR}/summary.csv.")
     return said

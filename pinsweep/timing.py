@@ -24,7 +24,10 @@ compute end (e2). What each figure means, for step i:
   of an epoch includes `iter(loader)`, i.e. worker start-up unless persistent_workers. On the CPU it
   is the stall without the bookkeeping and epoch teardown.
 - copy (`copy_s`): e0 -> e1, `.to(device)` of images and labels and nothing else (on the CPU a no-op,
-  so ~0; converting uint8 to float is compute).
+  so ~0; converting uint8 to float is compute). With data.decoder=nvjpeg it is the GPU's decode of the
+  batch's files. With loader.device_prefetch the copy ran earlier on a side stream (pinsweep.prefetch):
+  e0 -> e1 is then the compute stream's wait for it, the copy left exposed, and the copy's own time
+  on the side stream is the row's `side_copy_s`.
 - compute (`compute_s`): e1 -> e2: the uint8 -> float conversion and memory format, forward, loss,
   backward and optimizer step.
 - step: stall + copy + compute = e2[i-1] -> e2[i] exactly: the throughput-defining interval.

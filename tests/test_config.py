@@ -33,6 +33,11 @@ def test_default_config_is_the_notebooks_setup(compose_cfg):
         "prefetch_factor": None,
         "shuffle": True,
         "drop_last": False,
+        # what the notebook did not have, at what it did: a DataLoader, copies inside the step
+        "in_order": True,
+        "device_prefetch": 0,
+        "engine": "dataloader",
+        "worker_type": "process",
     }
     train = cfg.train
     assert (train.epochs, train.lr, train.seed, train.device) == (10, 0.001, 1, "auto")

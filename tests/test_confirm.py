@@ -44,8 +44,20 @@ def test_plan_takes_the_best_distinct_configs_and_the_defaults_in_rounds():
         assert sorted(map(tuple, in_round)) == sorted(
             [
                 (*FIXED, f"train.repeat={r}"),
-                (*FIXED, "loader.num_workers=4", "loader.pin_memory=true", "loader.prefetch_factor=4", f"train.repeat={r}"),
-                (*FIXED, "loader.num_workers=2", "loader.pin_memory=false", "loader.prefetch_factor=2", f"train.repeat={r}"),
+                (
+                    *FIXED,
+                    "loader.num_workers=4",
+                    "loader.pin_memory=true",
+                    "loader.prefetch_factor=4",
+                    f"train.repeat={r}",
+                ),
+                (
+                    *FIXED,
+                    "loader.num_workers=2",
+                    "loader.pin_memory=false",
+                    "loader.prefetch_factor=2",
+                    f"train.repeat={r}",
+                ),
             ]
         )
     assert confirmation.jobs[:3] == [job for job in confirmation.jobs if job[-1] == "train.repeat=0"]
@@ -68,14 +80,22 @@ def _row(workers: int, ips: float, repeat: int, status: str = "ok") -> dict:
 def _two_candidates() -> tuple:
     trials = [_trial(2, False, 800.0, prefetch=2), _trial(4, False, 900.0, prefetch=2)]
     configured = dict(CONFIGURED)
-    return plan(trials, FIXED, configured, top=2, repeats=3), {**CONFIGURED, "loader.num_workers": "4", "loader.prefetch_factor": "2"}
+    return plan(trials, FIXED, configured, top=2, repeats=3), {
+        **CONFIGURED,
+        "loader.num_workers": "4",
+        "loader.prefetch_factor": "2",
+    }
 
 
 def test_a_config_faster_in_every_round_is_confirmed_over_the_search_pick():
     confirmation, search_pick = _two_candidates()
     # rounds drift (x0.8, x1.2), workers=2 is 2x the defaults in each, workers=4 no faster than them
     rows = pd.DataFrame(
-        [_row(w, base * f, r) for r, f in enumerate([1.0, 0.8, 1.2]) for w, base in [(0, 100.0), (2, 200.0), (4, 101.0)]]
+        [
+            _row(w, base * f, r)
+            for r, f in enumerate([1.0, 0.8, 1.2])
+            for w, base in [(0, 100.0), (2, 200.0), (4, 101.0)]
+        ]
     )
     outcome = judge(rows, confirmation, search_pick, 900.0)
     assert not outcome.defaults_hold and not outcome.agree
@@ -88,7 +108,17 @@ def test_a_config_faster_in_every_round_is_confirmed_over_the_search_pick():
 
 def test_when_nothing_beats_the_defaults_they_hold():
     confirmation, search_pick = _two_candidates()
-    noise = {(0, 0): 1.0, (2, 0): 1.02, (4, 0): 0.97, (0, 1): 0.99, (2, 1): 0.98, (4, 1): 1.03, (0, 2): 1.01, (2, 2): 1.0, (4, 2): 1.0}
+    noise = {
+        (0, 0): 1.0,
+        (2, 0): 1.02,
+        (4, 0): 0.97,
+        (0, 1): 0.99,
+        (2, 1): 0.98,
+        (4, 1): 1.03,
+        (0, 2): 1.01,
+        (2, 2): 1.0,
+        (4, 2): 1.0,
+    }
     rows = pd.DataFrame([_row(w, 100.0 * f, r) for (w, r), f in noise.items()])
     outcome = judge(rows, confirmation, search_pick, 900.0)
     assert outcome.defaults_hold and outcome.confirmed_pick == confirmation.baseline
@@ -105,8 +135,19 @@ def test_defaults_that_never_ran_are_said_not_compared():
 
 
 def test_outcome_file_round_trips(tmp_path):
-    outcome = Outcome({"loader.num_workers": "2"}, 500.0, {"loader.num_workers": "0"}, [{"loader.num_workers": "2"}], 3,
-                      {"loader.num_workers": "2"}, False, True, speedup=1.5, speedup_ci_low=1.2, speedup_ci_high=1.9)
+    outcome = Outcome(
+        {"loader.num_workers": "2"},
+        500.0,
+        {"loader.num_workers": "0"},
+        [{"loader.num_workers": "2"}],
+        3,
+        {"loader.num_workers": "2"},
+        False,
+        True,
+        speedup=1.5,
+        speedup_ci_low=1.2,
+        speedup_ci_high=1.9,
+    )
     write_outcome(tmp_path, outcome)
     back = read_outcome(tmp_path)
     assert math.isnan(back.speedup_p) and math.isnan(back.images_per_s)  # nan is written as null, read as nan

@@ -14,6 +14,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from pinsweep.record import read_row
+from pinsweep.summarize import norm
 
 pytest.importorskip(
     "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper",
@@ -73,7 +74,9 @@ def _rows(sweep_dir: Path) -> list[dict]:
 
 
 def test_autotune_finds_a_config_and_records_every_trial(tmp_path):
-    result = _autotune(tmp_path, "hydra.sweeper.n_trials=4")
+    result = _autotune(
+        tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.confirm_top=1", "hydra.sweeper.confirm_repeats=2"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep_dir = tmp_path / "sweep"
     rows = _rows(sweep_dir)
@@ -92,7 +95,11 @@ def test_autotune_finds_a_config_and_records_every_trial(tmp_path):
         assert fastest[key] == value, (key, fastest[key], value)
 
     summary = pd.read_csv(sweep_dir / "summary.csv")
-    assert summary["n"].sum() == 4  # every trial counted once, whatever the configs
+    assert summary["n"].sum() == 4  # every trial counted once, whatever the configs; confirm/ is its own sweep
+    outcome = OmegaConf.load(sweep_dir / "autotune.yaml")  # pinsweep's result: Optuna's pick, then confirmed
+    assert outcome.search_pick == {key: norm(value) for key, value in best.best_params.items()}
+    assert outcome.search_images_per_s == best.best_value and outcome.repeats == 2
+    assert len(outcome.candidates) == 1 and outcome.agree == (outcome.confirmed_pick == outcome.search_pick)
     # multirun.yaml (which Optuna's sweeper does not write) lets pinsweep.resume re-run the search
     saved = OmegaConf.load(sweep_dir / "multirun.yaml")
     assert "experiment=autotune" in saved.hydra.overrides.task
@@ -105,6 +112,7 @@ def test_a_trial_that_cannot_run_is_recorded_and_failed_for_optuna(tmp_path):
     result = _autotune(
         tmp_path,
         "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.confirm_top=0",  # the search alone
         "hydra.sweeper.sampler._target_=test_optuna.CyclingSampler",
         "loader.num_workers=choice(0,1)",
         "loader.prefetch_factor=choice(2)",
@@ -130,6 +138,7 @@ def test_a_trial_that_cannot_run_is_recorded_and_failed_for_optuna(tmp_path):
 
     summary = pd.read_csv(sweep_dir / "summary.csv")
     assert sorted(summary["n_failed"].tolist()) == [0, 1]
+    assert not (sweep_dir / "confirm").exists() and not (sweep_dir / "autotune.yaml").exists()
 
 
 def _cycling(tmp_path: Path) -> dict:
@@ -177,7 +186,7 @@ def test_a_planted_input_delay_that_workers_hide_is_confirmed(tmp_path):
     # Optuna's file is Optuna's: its single best trial, whatever the confirmation found
     assert set(OmegaConf.load(sweep_dir / "optimization_results.yaml")) == {"name", "best_params", "best_value"}
     agreement = "agree" if outcome.agree else "differ"
-    assert f"Confirmed pick: num_workers=2" in result.stdout and agreement in result.stdout
+    assert "Confirmed pick: num_workers=2" in result.stdout and agreement in result.stdout
     assert "## Auto-tune: search pick and confirmed pick" in (sweep_dir / "report.md").read_text()
 
 
@@ -202,3 +211,28 @@ def test_when_nothing_differs_the_defaults_hold(tmp_path):
     assert list(outcome.candidates) == [{"loader.pin_memory": "true"}]
     assert len(_confirmation_rows(sweep_dir)) == 4
     assert "Defaults hold" in result.stdout
+
+
+def test_the_confirmation_runs_through_the_sweeps_own_launcher(tmp_path):
+    """hydra/launcher=local (submitit, as the SLURM preset): trials and confirmation jobs alike are
+    submitit jobs, each in its own process, and the confirmation's land in confirm/<n>/."""
+    result = _autotune(
+        tmp_path,
+        "hydra/launcher=local",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.confirm_top=1",
+        "hydra.sweeper.confirm_repeats=2",
+        "hydra.sweeper.sampler._target_=test_optuna.CyclingSampler",
+        "loader.num_workers=choice(0,1)",
+        "loader.batch_size=64",
+        "loader.pin_memory=false",
+        env=_cycling(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep_dir = tmp_path / "sweep"
+    rows = _confirmation_rows(sweep_dir)
+    assert len(rows) == 4 and (rows["status"] == "ok").all()
+    assert sorted(Path(d).name for d in rows["job.dir"]) == ["0", "1", "2", "3"]
+    submitted = list((sweep_dir / ".submitit").rglob("*_submitted.pkl"))
+    assert len(submitted) == 6  # 2 trials + 4 confirmation jobs, every one a submitit job
+    assert OmegaConf.load(sweep_dir / "autotune.yaml").repeats == 2

@@ -59,9 +59,7 @@ if OptunaSweeper is not None:
         confirm_repeats: int = 3  # interleaved rounds (train.repeat) of the confirmation
         confirm_seed: int = 0  # draws the order of the configs within each round
 
-    ConfigStore.instance().store(
-        group="hydra/sweeper", name="autotune", node=AutotuneSweeperConf, provider="pinsweep"
-    )
+    ConfigStore.instance().store(group="hydra/sweeper", name="autotune", node=AutotuneSweeperConf, provider="pinsweep")
 
     class AutotuneSweeper(OptunaSweeper):
         def __init__(self, confirm_top: int = 3, confirm_repeats: int = 3, confirm_seed: int = 0, **optuna: Any):
@@ -89,11 +87,15 @@ if OptunaSweeper is not None:
             sweep_dir = Path(str(self.config.hydra.sweep.dir))
             confirm_dir = sweep_dir / confirm.CONFIRM_DIR
             # the same split the Optuna sweeper makes: values fixed on the command line or in params
-            _, fixed_params = create_params_from_overrides(self.sweeper._parse_sweeper_params_config() + list(arguments))
+            _, fixed_params = create_params_from_overrides(
+                self.sweeper._parse_sweeper_params_config() + list(arguments)
+            )
             fixed = [f"{name}={value}" for name, value in fixed_params.items()]
             keys = confirm.searched_keys(self.trials, fixed)
             configured = {key: confirm.norm(OmegaConf.select(self.config, key)) for key in keys}
-            plan = confirm.plan(self.trials, fixed, configured, self.confirm_top, self.confirm_repeats, self.confirm_seed)
+            plan = confirm.plan(
+                self.trials, fixed, configured, self.confirm_top, self.confirm_repeats, self.confirm_seed
+            )
 
             best = OmegaConf.load(sweep_dir / "optimization_results.yaml")
             search_pick = confirm.settings_of([f"{k}={v}" for k, v in best.best_params.items()], keys, configured)
@@ -103,7 +105,10 @@ if OptunaSweeper is not None:
             (confirm_dir / JOB_COUNT_FILE).write_text(str(len(plan.jobs)))
             log.info(
                 "auto-tune: confirming %d configs against the defaults, %d rounds (%d jobs) into %s",
-                len(plan.candidates), self.confirm_repeats, len(plan.jobs), confirm_dir,
+                len(plan.candidates),
+                self.confirm_repeats,
+                len(plan.jobs),
+                confirm_dir,
             )
             # every job's own hydra.sweep.dir: launchers compose each job from the master config plus its
             # overrides, so the jobs land in confirm/<n>/ under any launcher
