@@ -217,12 +217,14 @@ def sentences(outcome: Outcome) -> list[str]:
     if outcome.agree:
         said.append("The search pick and the confirmed pick agree.")
     else:
-        again = (
-            "" if math.isnan(outcome.confirmed_in_search) else f" ran at {ips(outcome.confirmed_in_search)} images/s"
+        repeated = (
+            "did not run in the confirmation"
+            if math.isnan(outcome.confirmed_in_search)
+            else f"ran at {ips(outcome.confirmed_in_search)} images/s over the rounds"
         )
         said.append(
-            f"They differ: the search pick{again} when repeated "
-            f"(the search's {ips(outcome.search_images_per_s)} was one draw)."
+            f"They differ: the search pick, one draw of {ips(outcome.search_images_per_s)} images/s in the search, "
+            f"{repeated}."
         )
     if outcome.failed_jobs:
         said.append(f"{outcome.failed_jobs} confirmation job(s) failed: see {CONFIRM_DIR}/summary.csv.")

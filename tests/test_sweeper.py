@@ -165,7 +165,9 @@ def test_pinsweep_is_the_default_sweeper_and_experiments_can_replace_it():
     assert quick._target_.endswith("PinsweepSweeper") and quick.params["train.repeat"] == "0,1,2"
     # an experiment's `override /hydra/sweeper` wins over pinsweep's default (conf/hydra/pinsweep.yaml)
     optuna = _compose("experiment=autotune").hydra.sweeper
-    assert optuna._target_ == "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    # Optuna's sweeper, then the confirmation (hydra_plugins/pinsweep_sweeper/autotune.py)
+    assert optuna._target_ == "hydra_plugins.pinsweep_sweeper.autotune.AutotuneSweeper"
+    assert (optuna.n_trials, optuna.confirm_top, optuna.confirm_repeats) == (12, 3, 3)
     basic = _compose("hydra/sweeper=basic").hydra.sweeper
     assert basic._target_ == "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
@@ -186,7 +188,7 @@ def test_count_jobs_counts_params_and_command_line_as_the_sweeper_runs_them(swee
 
 
 def test_count_jobs_reads_trials_and_gives_up_on_sweepers_it_does_not_know():
-    assert count_jobs(_compose("experiment=autotune")) == 20
+    assert count_jobs(_compose("experiment=autotune")) == 12  # the search's; confirm/ counts its own
     cfg = _compose()
     cfg.hydra.sweeper._target_ = "somewhere.else.Sweeper"
     assert count_jobs(cfg) is None
