@@ -34,7 +34,7 @@ from pinsweep.summarize import (
 )
 from pinsweep.wording import axes_of, claim_label, interval, ips, missing, ratio, short_name
 
-NUM_WORKERS, PIPELINE = "loader.num_workers", "data.pipeline"
+NUM_WORKERS, PIPELINE, DECODER = "loader.num_workers", "data.pipeline", "data.decoder"
 PIN_MEMORY, NON_BLOCKING = "loader.pin_memory", "loader.non_blocking"
 DEFAULT_REPEATS = 3
 MAX_USEFUL_REPEATS = 30  # beyond this, a difference is too small to be worth chasing on a shared machine
@@ -233,12 +233,15 @@ def _budget_sentence(sweep: _Sweep, cites: list[str]) -> str:
 
 def verdict_changes(sweep: _Sweep, focus: pd.Series) -> list[tuple[str, str, str]]:
     """(change, axis, level) the fastest config's verdict points at, besides more workers: the tensor
-    pipeline for a loader-bound PIL pipeline of a built-in dataset; pinning and non-blocking copies
-    for a copy-bound config where an accelerator can act on them."""
+    pipeline for a loader-bound PIL pipeline of a built-in dataset (torchvision's decoder for JPEG
+    folders); pinning and non-blocking copies for a copy-bound config where an accelerator can act on them."""
     changes = []
     if focus.get("verdict") == "loader-bound":
-        custom = sweep.fixed("data.name") == "custom" or sweep.setting(focus, "data.name") == "custom"
-        if sweep.setting(focus, PIPELINE) in ("pil", None) and not custom:
+        dataset = sweep.setting(focus, "data.name")
+        if dataset == "imagefolder":  # JPEG files: no in-memory arrays for the tensor pipeline; a faster decoder
+            if sweep.setting(focus, DECODER) in ("pil", None):
+                changes.append(("data.decoder=torchvision", DECODER, "torchvision"))
+        elif dataset != "custom" and sweep.setting(focus, PIPELINE) in ("pil", None):
             changes.append(("data.pipeline=tensor", PIPELINE, "tensor"))
     if focus.get("verdict") == "copy-bound" and sweep.accelerator is not False:
         changes += [(f"{a}=true", a, "true") for a in (PIN_MEMORY, NON_BLOCKING) if sweep.setting(focus, a) != "true"]

@@ -26,6 +26,10 @@ LOCK_FILE = ".pinsweep.lock"
 HOLDER_FILE = ".pinsweep-running"  # who holds the lock: read only to name it; the lock decides
 EXIT_IN_USE = 2
 
+# the locks this process holds, by folder: kept here, not on the callback, because submitit pickles
+# the launcher together with the callbacks, and a lock (its thread lock) cannot be pickled
+_HELD: dict[str, UnixFileLock] = {}
+
 
 class FolderInUse(RuntimeError):
     """Another running sweep holds the folder; the message names it and says what to do."""
@@ -83,7 +87,7 @@ class HoldSweepFolder(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
-            self.lock = hold(config.hydra.sweep.dir)
+            _HELD[str(config.hydra.sweep.dir)] = hold(config.hydra.sweep.dir)
         except FolderInUse as error:
             print(f"pinsweep: {error}", file=sys.stderr)
             raise SystemExit(EXIT_IN_USE) from None  # a SystemExit passes Hydra's callback guard

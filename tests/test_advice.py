@@ -158,6 +158,22 @@ def test_workers_that_help_a_starved_loader_are_recommended_with_their_dataloade
     composes(explore.command)
 
 
+def test_a_starved_jpeg_folder_loader_is_pointed_at_the_faster_decoder_not_the_tensor_pipeline():
+    summary = pd.DataFrame(
+        [
+            config({NW: "0"}, 500, 1.0, (NAN, NAN), "base", "loader-bound", 0.6, 0.4, 1300, best=False),
+            config({NW: "2"}, 1000, 2.0, (1.8, 2.2), True, "loader-bound", 0.2, 0.8, 1300, best=True),
+        ]
+    )
+    effects = pd.DataFrame([(NW, "2", "0", lvl, 2.0, 1.8, 2.2, "faster", NAN) for lvl in ("(none)", OVERALL)],
+                           columns=EFFECT_COLUMNS)  # fmt: skip
+    # ImageFolder has no in-memory arrays: data.pipeline=tensor cannot run on it, torchvision's decoder can
+    rows = rows_of(summary, cores=8, **{"data.name": "imagefolder", "data.decoder": "pil", PM: False})
+    advice = advise(summary, effects, rows)
+    assert any("more loader.num_workers or data.decoder=torchvision could help" in s for s in advice.sentences)
+    assert not any("data.pipeline=tensor" in s for s in advice.sentences)
+
+
 def test_nothing_significant_keeps_the_defaults_and_plans_the_repeats(composes):
     summary = pd.DataFrame(
         [
