@@ -30,12 +30,22 @@ def _read(path: str) -> str:
         return ""
 
 
-def _job_process(deadline: float) -> tuple[int, int]:
-    """(the fork server's pid, the job's pid) once the job's process exists."""
+def _servers() -> list[int]:
+    return [p for p in _children(os.getpid()) if "multiprocessing.forkserver" in _read(f"/proc/{p}/cmdline")]
+
+
+def _alive(pid: int) -> bool:
+    stat = _read(f"/proc/{pid}/stat")
+    return bool(stat) and stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is an ended job not yet reaped
+
+
+def _job_process(deadline: float, before: set[int]) -> tuple[int, int]:
+    """(the fork server's pid, the job's pid) once a new, live job process exists under it (an earlier
+    test's job in this pytest process may not be reaped yet)."""
     while time.monotonic() < deadline:
-        for server in _children(os.getpid()):
-            if "multiprocessing.forkserver" in _read(f"/proc/{server}/cmdline"):
-                for job in _children(server):
+        for server in _servers():
+            for job in _children(server) - before:
+                if _alive(job):
                     return server, job
         time.sleep(0.05)
     raise AssertionError("no job process appeared under a fork server")
@@ -43,9 +53,10 @@ def _job_process(deadline: float) -> tuple[int, int]:
 
 def test_a_job_forked_from_the_preloaded_server_that_dies_becomes_a_crashed_row(compose_cfg, tiny_job, tmp_path):
     seen: dict[str, object] = {}
+    before = {job for server in _servers() for job in _children(server)}
 
     def kill_the_job() -> None:
-        server, job = _job_process(time.monotonic() + 120)
+        server, job = _job_process(time.monotonic() + 120, before)
         seen["server"] = server
         seen["server_has_torch"] = "libtorch" in _read(f"/proc/{server}/maps")  # imported before any job ran
         seen["job_parent"] = int(_read(f"/proc/{job}/stat").rsplit(")", 1)[1].split()[1])
@@ -53,8 +64,8 @@ def test_a_job_forked_from_the_preloaded_server_that_dies_becomes_a_crashed_row(
 
     killer = threading.Thread(target=kill_the_job)
     killer.start()
-    # the job hangs at its third step (timeout far away): it is alive when the killer finds it
-    cfg = compose_cfg(*tiny_job, "train.inject_fault=hang", "train.timeout_s=300")
+    # the job hangs at its third step (its timeout well after the killer finds it): alive when found
+    cfg = compose_cfg(*tiny_job, "train.inject_fault=hang", "train.timeout_s=90")
     row = run_and_record(cfg, tmp_path)
     killer.join()
 
@@ -67,9 +78,9 @@ def test_a_job_forked_from_the_preloaded_server_that_dies_becomes_a_crashed_row(
 def test_the_next_job_starts_from_the_same_server_and_runs(compose_cfg, tiny_job, tmp_path):
     row = run_and_record(compose_cfg(*tiny_job), tmp_path)
     assert row["status"] == "ok", row["error"]
-    servers = [p for p in _children(os.getpid()) if "multiprocessing.forkserver" in _read(f"/proc/{p}/cmdline")]
+    servers = _servers()
     assert len(servers) == 1  # started once, used by every job of this process
-    assert not _children(servers[0])  # the job's process ended with the job
+    assert not [job for job in _children(servers[0]) if _alive(job)]  # the job's process ended with the job
 
 
 def test_an_unknown_start_method_is_one_line_naming_the_setting(compose_cfg, tiny_job, tmp_path, monkeypatch):
