@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torchvision import models
 
-from pinsweep.data import SyntheticCIFAR10
-from pinsweep.model import TinyCNN
+from pinsweep.input.data import SyntheticCIFAR10
+from pinsweep.job.model import TinyCNN
 
 
 def main() -> None:

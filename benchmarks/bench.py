@@ -40,7 +40,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from a checkout without `pip install -e .` as well
 
-from pinsweep import design  # noqa: E402
+from pinsweep.analysis import design  # noqa: E402
 from pinsweep.record import read_row  # noqa: E402
 
 BARE_LOOP = Path(__file__).resolve().parent / "bare_loop.py"
@@ -702,7 +702,7 @@ def machine() -> dict[str, Any]:
     import torch
     import torchvision
 
-    from pinsweep.environment import environment
+    from pinsweep.job.environment import environment
 
     env = environment()
     info = {

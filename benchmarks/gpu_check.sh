@@ -9,7 +9,7 @@
 # loader.pin_memory x loader.non_blocking x loader.num_workers {0,4}, 2 repeats (train.repeat=0,1)
 # in adaptive mode: 16 jobs, each in its own process -> its summary table -> a JSON of the figures.
 # Then an ImageNet-style loader (README "Tuning an ImageNet-style loader"): a generated JPEG tree
-# (pinsweep.make_jpegs, 256 px), ResNet-18 at 224 px, batch 128, 4 workers, pinned,
+# (pinsweep.input.jpegs, 256 px), ResNet-18 at 224 px, batch 128, 4 workers, pinned,
 # data.decoder=torchvision,nvjpeg x loader.device_prefetch=0,2: 4 jobs, its summary in imagefolder/.
 # The results go to $OUT/gpu-check if OUT is set, else benchmarks/gpu-results/. A failing stage does
 # not stop the later ones; the script exits non-zero at the end if any stage failed.

@@ -2,8 +2,8 @@
 
 import sys
 
-from pinsweep.isolate import start_job_server
-from pinsweep.lock import refuse_if_in_use
+from pinsweep.job.isolate import start_job_server
+from pinsweep.sweep.lock import refuse_if_in_use
 
 PRINT_AND_EXIT = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-sc", "--shell-completion")
 

@@ -24,10 +24,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from pinsweep.config import ConfigError, register_configs
-from pinsweep.data import DatasetUnavailable
-from pinsweep.environment import environment
-from pinsweep.interrupt import Interrupted, finish_interrupted, job_signals
-from pinsweep.isolate import JobCrashed, job_log_file, log_traceback, one_line, run_isolated
+from pinsweep.input.data import DatasetUnavailable
+from pinsweep.job.environment import environment
+from pinsweep.job.isolate import JobCrashed, job_log_file, log_traceback, one_line, run_isolated
+from pinsweep.job.train import JobTimeout, run_job
 from pinsweep.record import (
     CONFIG_GROUPS,
     CorruptRow,
@@ -36,7 +36,7 @@ from pinsweep.record import (
     set_aside,
     write_row,
 )
-from pinsweep.train import JobTimeout, run_job
+from pinsweep.sweep.interrupt import Interrupted, finish_interrupted, job_signals
 
 log = logging.getLogger("pinsweep")
 
@@ -98,7 +98,7 @@ def _same(recorded: Any, overrides: str) -> bool:
 
 def run_and_record(cfg: DictConfig, job_dir: str | Path, job_num: int = 0, overrides: str = "") -> dict[str, Any]:
     """Run the job unless its folder already holds an `ok` row for the same overrides (resume), and
-    write its row whatever happens. Returns the row; a stop signal (pinsweep.interrupt) is recorded as
+    write its row whatever happens. Returns the row; a stop signal (pinsweep.sweep.interrupt) is recorded as
     `interrupted` and raised on."""
     try:
         previous = read_row(job_dir)

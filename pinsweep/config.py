@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from pinsweep.launchers import register_launchers
+from pinsweep.sweep.launchers import register_launchers
 
 
 class Choice(str, Enum):
@@ -52,7 +52,7 @@ class WorkerType(Choice):
     thread = "thread"  # torchdata.nodes only: DataLoader's workers are processes
 
 
-# `raise` is a Python keyword, so this one is spelt as a list; what each does: pinsweep.train.inject_fault
+# `raise` is a Python keyword, so this one is spelt as a list; what each does: pinsweep.job.train.inject_fault
 Fault = Choice("Fault", [(name, name) for name in ("raise", "oom", "kill_worker", "hang")], module=__name__)
 
 
@@ -196,7 +196,7 @@ def _validate_input(data: Any, loader: Any) -> None:
 
 def _validate_train(train: Any) -> None:
     """The measurement protocol's ranges; a warm-up longer than the run is caught once the run's
-    length is known (pinsweep.train.warmup_steps)."""
+    length is known (pinsweep.job.train.warmup_steps)."""
     if train.warmup_steps is not None and train.warmup_steps < 0:
         raise ConfigError(f"train.warmup_steps={train.warmup_steps}: must be >= 0, or null for the default")
     if train.max_steps_per_epoch is not None and train.max_steps_per_epoch < 1:

@@ -1,5 +1,5 @@
 """One CSV row per job: every config key its own column, the metrics, the status, the environment
-(captured by pinsweep.environment, beside the job: reading rows never imports torch).
+(captured by pinsweep.job.environment, beside the job: reading rows never imports torch).
 
 Each job writes `row.csv` in its own job folder (Hydra gives every job one), via a temporary file and
 an atomic rename: concurrent jobs never share a file, and a killed job leaves either no row or a

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from pinsweep.advice import advise
+from pinsweep.analysis.summarize import OVERALL
 from pinsweep.config import validate
-from pinsweep.summarize import OVERALL
+from pinsweep.present.advice import advise
 
 NAN = math.nan
 NW, PM, PIPE = "loader.num_workers", "loader.pin_memory", "data.pipeline"

@@ -17,7 +17,7 @@ import pytest
 import torch
 from torchvision.datasets import CIFAR10
 
-from pinsweep import terminal
+from pinsweep.present import terminal
 from pinsweep.record import ROW_FILE, read_row
 
 pytestmark = pytest.mark.slow

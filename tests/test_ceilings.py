@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from pinsweep.app import run_and_record
-from pinsweep.data import build_datasets, build_input
-from pinsweep.model import build_model
-from pinsweep.train import Trainer, train
+from pinsweep.input.data import build_datasets, build_input
+from pinsweep.job.model import build_model
+from pinsweep.job.train import Trainer, train
 
 SAMPLE_DELAY_MS = 40.0  # few, long sleeps: each overshoots by ~0.5 ms on this VM under load
 FORWARD_DELAY_MS = 60.0

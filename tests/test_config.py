@@ -12,8 +12,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ValidationError
 
 from pinsweep.config import GROUP_SCHEMAS, Config, ConfigError, validate
-from pinsweep.data import SyntheticCIFAR10, build_datasets
-from pinsweep.model import TinyCNN, build_model
+from pinsweep.input.data import SyntheticCIFAR10, build_datasets
+from pinsweep.job.model import TinyCNN, build_model
 from pinsweep.record import flatten_config
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -78,7 +78,7 @@ def test_resnet_depths_differ(compose_cfg):
 
 
 def test_custom_model_is_built_from_its_target(compose_cfg):
-    cfg = compose_cfg("model=custom", "model._target_=pinsweep.model.TinyCNN", "+model.kwargs.width=4")
+    cfg = compose_cfg("model=custom", "model._target_=pinsweep.job.model.TinyCNN", "+model.kwargs.width=4")
     assert cfg.model.name == "custom"
     model = build_model(cfg.model)
     assert isinstance(model, TinyCNN)
@@ -102,7 +102,10 @@ def test_synthetic_data_defaults_to_cifar10_sizes(compose_cfg):
 
 def test_custom_data_builds_both_splits_from_its_target(compose_cfg):
     cfg = compose_cfg(
-        "data=custom", "data._target_=pinsweep.data.SyntheticCIFAR10", "+data.kwargs.size=16", "+data.kwargs.seed=3"
+        "data=custom",
+        "data._target_=pinsweep.input.data.SyntheticCIFAR10",
+        "+data.kwargs.size=16",
+        "+data.kwargs.seed=3",
     )
     train, test = build_datasets(cfg.data)
     assert isinstance(train, SyntheticCIFAR10) and isinstance(test, SyntheticCIFAR10)
@@ -119,7 +122,7 @@ def test_custom_data_without_a_target_says_what_to_set(compose_cfg):
 def test_custom_data_with_no_split_builds_one_split(compose_cfg):
     cfg = compose_cfg(
         "data=custom",
-        "data._target_=pinsweep.data.SyntheticCIFAR10",
+        "data._target_=pinsweep.input.data.SyntheticCIFAR10",
         "data.split_arg=null",
         "+data.kwargs.size=8",
         "+data.kwargs.seed=0",

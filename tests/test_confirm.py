@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from pinsweep.confirm import Outcome, Trial, judge, plan, read_outcome, sentences, write_outcome
+from pinsweep.autotune.confirm import Outcome, Trial, judge, plan, read_outcome, sentences, write_outcome
 from pinsweep.record import NESTED_SWEEP_MARK, job_dirs, write_row
 
 FIXED = ["experiment=autotune", "model=tiny"]

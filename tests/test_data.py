@@ -14,7 +14,7 @@ import pytest
 import torch
 from torchvision import datasets
 
-from pinsweep.data import (
+from pinsweep.input.data import (
     CIFAR_FOLDER,
     BatchGatherDataset,
     DatasetUnavailable,

@@ -1,6 +1,6 @@
-"""The sweep statistics (pinsweep/design.py) proven by seeded simulation with known truth.
+"""The sweep statistics (pinsweep/analysis/design.py) proven by seeded simulation with known truth.
 
-Sweeps are laid out exactly as hydra/sweeper=pinsweep runs them (pinsweep.order: rounds of
+Sweeps are laid out exactly as hydra/sweeper=pinsweep runs them (pinsweep.sweep.order: rounds of
 train.repeat, configs shuffled within each round), on two kinds of machine:
 - iid: every job's throughput varies by 5% (log scale), independently;
 - switching: the machine flips between two speed states 25% apart, a state lasting 5 jobs on average
@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from pinsweep import design
-from pinsweep.order import pinsweep_order
-from pinsweep.summarize import summarize
+from pinsweep.analysis import design
+from pinsweep.analysis.summarize import summarize
+from pinsweep.sweep.order import pinsweep_order
 
 MACHINES = ("iid", "switching")
 

@@ -17,11 +17,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from pinsweep import resume
 from pinsweep.app import classify, run_and_record
+from pinsweep.job.train import JobTimeout, time_limit
+from pinsweep.present.terminal import summarize_and_report
 from pinsweep.record import ROW_FILE, read_row, read_rows, write_row
-from pinsweep.terminal import summarize_and_report
-from pinsweep.train import JobTimeout, time_limit
+from pinsweep.sweep import resume
 
 # one fault per job, each a config group option, so that only the hanging job has a time limit
 # (a limit on every job would have to cover the slowest healthy job on a loaded machine)
@@ -179,7 +179,7 @@ def test_a_killed_sweep_keeps_its_finished_rows_and_a_rerun_completes_only_the_r
     assert summary["n"].tolist() == [4] and summary["n_failed"].tolist() == [0]  # each job counted once
 
 
-# ----------------------------------------------------------------------------------- pinsweep.resume
+# ----------------------------------------------------------------------------------- pinsweep.sweep.resume
 
 
 @pytest.mark.slow

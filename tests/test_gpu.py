@@ -8,10 +8,10 @@ import time
 import pytest
 import torch
 
+from pinsweep.analysis.summarize import STALL_FRACTION
 from pinsweep.app import run_and_record
-from pinsweep.summarize import STALL_FRACTION
-from pinsweep.timing import EVENT_POOL, StepTimer
-from pinsweep.train import Trainer
+from pinsweep.job.timing import EVENT_POOL, StepTimer
+from pinsweep.job.train import Trainer
 
 pytestmark = [
     pytest.mark.gpu,

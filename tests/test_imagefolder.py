@@ -10,13 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
+from pinsweep.analysis.summarize import summarize
 from pinsweep.app import run_and_record
 from pinsweep.config import ConfigError, validate
-from pinsweep.data import EncodedBatch, build_datasets, build_input
-from pinsweep.make_jpegs import main as make_jpegs
-from pinsweep.prefetch import DevicePrefetcher
+from pinsweep.input.data import EncodedBatch, build_datasets, build_input
+from pinsweep.input.jpegs import main as make_jpegs
+from pinsweep.input.prefetch import DevicePrefetcher
 from pinsweep.record import read_rows
-from pinsweep.summarize import summarize
 
 # torchvision 0.29 deprecates its image decoders for TorchCodec's; data.decoder=torchvision measures them as they are
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")

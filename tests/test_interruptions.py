@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pinsweep.interrupt import Interrupted, job_signals
-from pinsweep.lock import FolderInUse, hold
 from pinsweep.record import ROW_FILE, CorruptRow, read_row, read_rows, write_row
+from pinsweep.sweep.interrupt import Interrupted, job_signals
+from pinsweep.sweep.lock import FolderInUse, hold
 
 # a job of 8 steps with one DataLoader worker: about a second of training, a few of start-up
 SMALL_JOB = (
@@ -58,7 +58,7 @@ def _session(leader: int) -> set[int]:
 
 def _job_group(sweep: subprocess.Popen, job_dir: Path, deadline: float) -> int:
     """The process group of the job running in job_dir: its process leads a group of its own, with its
-    DataLoader workers in it (pinsweep/isolate.py)."""
+    DataLoader workers in it (pinsweep/job/isolate.py)."""
     while True:
         assert sweep.poll() is None and time.monotonic() < deadline, f"{job_dir.name} never started its process"
         if (job_dir / ".hydra").is_dir():
@@ -274,7 +274,7 @@ def test_damaged_rows_are_listed_summarized_around_and_rerun_by_resume(tmp_path)
 
 # keeps the lock referenced: a lock object that is collected releases its hold
 HOLD_AND_WAIT = (
-    "import sys, time; from pinsweep.lock import hold; lock = hold(sys.argv[1]); print('held', flush=True); "
+    "import sys, time; from pinsweep.sweep.lock import hold; lock = hold(sys.argv[1]); print('held', flush=True); "
     "time.sleep(600)"
 )
 

@@ -40,13 +40,16 @@ def _imported(tree: ast.AST, modules: set[str]) -> set[str]:
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             found.add(node.module)
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}  # `from pinsweep import stats`
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}  # `from pinsweep.analysis import stats`
         stack.extend(ast.iter_child_nodes(node))
     return found & modules
 
 
 def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
-    modules = {f"pinsweep.{p.stem}": p for p in package.glob("*.py") if p.stem != "__init__"}
+    modules = {
+        ".".join(("pinsweep", *p.relative_to(package).with_suffix("").parts)).removesuffix(".__init__"): p
+        for p in package.rglob("*.py")
+    }
     return {name: _imported(ast.parse(path.read_text()), set(modules)) - {name} for name, path in modules.items()}
 
 
@@ -89,7 +92,9 @@ def test_pinsweep_has_no_import_cycle():
     assert find_cycle(import_graph()) is None
 
 
-@pytest.mark.parametrize("module", ["pinsweep.summarize", "pinsweep.report", "pinsweep.terminal"])
+@pytest.mark.parametrize(
+    "module", ["pinsweep.analysis.summarize", "pinsweep.present.report", "pinsweep.present.terminal"]
+)
 def test_reading_results_never_imports_torch(module):
     code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
+from pinsweep.analysis.summarize import INACTIVE_EFFECT, OVERALL
 from pinsweep.app import run_and_record
-from pinsweep.data import to_float_images
-from pinsweep.summarize import INACTIVE_EFFECT, OVERALL
-from pinsweep.timing import StepTimer
+from pinsweep.input.data import to_float_images
+from pinsweep.job.timing import StepTimer
 
 # a slow dataset: 10 ms per sample (a sleep, like slow storage), so loading 32 images takes ~0.3 s
 # while the tiny model's step takes a few ms. Two workers halve the wait; on this CPU-only machine pin_memory can't act.
@@ -184,13 +184,13 @@ def test_a_warmup_that_leaves_nothing_to_time_is_refused(compose_cfg, tiny_job, 
 
 
 def test_uint8_to_float_conversion_is_compute_not_copy(compose_cfg, tmp_path, monkeypatch):
-    import pinsweep.train
+    import pinsweep.job.train
 
     def slow_conversion(images):
         time.sleep(0.02)  # a conversion that costs a known 20 ms a step
         return to_float_images(images)
 
-    monkeypatch.setattr(pinsweep.train, "to_float_images", slow_conversion)
+    monkeypatch.setattr(pinsweep.job.train, "to_float_images", slow_conversion)
     cfg = compose_cfg(
         "data=synthetic",
         "model=tiny",

@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pinsweep import report, terminal
-from pinsweep.summarize import OVERALL, read_effects, read_summary
-from pinsweep.wording import ratio_interval
+from pinsweep.analysis.summarize import OVERALL, read_effects, read_summary
+from pinsweep.present import report, terminal
+from pinsweep.present.wording import ratio_interval
 
 OLD_SWEEP = Path(__file__).parent / "data" / "sweep_0.1.0"
 

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from pinsweep.analysis.summarize import norm
 from pinsweep.record import read_row
-from pinsweep.summarize import norm
 
 pytest.importorskip(
     "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper",
@@ -100,7 +100,7 @@ def test_autotune_finds_a_config_and_records_every_trial(tmp_path):
     assert outcome.search_pick == {key: norm(value) for key, value in best.best_params.items()}
     assert outcome.search_images_per_s == best.best_value and outcome.repeats == 2
     assert len(outcome.candidates) == 1 and outcome.agree == (outcome.confirmed_pick == outcome.search_pick)
-    # multirun.yaml (which Optuna's sweeper does not write) lets pinsweep.resume re-run the search
+    # multirun.yaml (which Optuna's sweeper does not write) lets pinsweep.sweep.resume re-run the search
     saved = OmegaConf.load(sweep_dir / "multirun.yaml")
     assert "experiment=autotune" in saved.hydra.overrides.task
 

@@ -10,9 +10,9 @@ import pytest
 from scipy import stats as scipy_stats
 from scipy.signal import lfilter
 
-from pinsweep import stats
+from pinsweep.analysis import stats
 from pinsweep.config import TrainConfig
-from pinsweep.timing import StopRule
+from pinsweep.job.timing import StopRule
 
 RUNS = 400
 MAX_STEPS = 20000

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pinsweep import plots, report, wording
+from pinsweep.analysis.summarize import OVERALL, read_effects, read_summary
+from pinsweep.present import plots, report, wording
 from pinsweep.record import read_rows
-from pinsweep.summarize import OVERALL, read_effects, read_summary
 
 NAN = math.nan
 EFFECT_COLUMNS = ["axis", "level", "reference", "held_fixed", "ratio", "ci_low", "ci_high", "effect"]
@@ -322,7 +322,7 @@ def test_report_names_every_config_embeds_the_plots_and_states_the_conclusion(sw
 def test_report_failure_at_sweep_end_keeps_the_summary(sweep, monkeypatch):
     from omegaconf import OmegaConf
 
-    from pinsweep.callbacks import SummarizeOnMultirunEnd
+    from pinsweep.sweep.callbacks import SummarizeOnMultirunEnd
 
     (sweep / "summary.csv").unlink()
 

@@ -19,8 +19,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from pinsweep.config import register_configs
-from pinsweep.launchers import gpu_slots, largest_num_workers
 from pinsweep.record import read_row
+from pinsweep.sweep.launchers import gpu_slots, largest_num_workers
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = REPO_ROOT / "tests" / "slurm" / "cluster.sh"

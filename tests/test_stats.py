@@ -1,10 +1,10 @@
-"""pinsweep.stats against values computed by hand (the step-time precision: tests/test_precision.py)."""
+"""pinsweep.analysis.stats against values computed by hand (the step-time precision: tests/test_precision.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from pinsweep import stats
+from pinsweep.analysis import stats
 
 
 def test_iqr_uses_linear_interpolation():

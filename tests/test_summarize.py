@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from pinsweep import terminal
+from pinsweep.analysis.summarize import OVERALL, SummaryError, find_axes, summarize, verdict
+from pinsweep.present import terminal
 from pinsweep.record import CONFIG_GROUPS, flatten_config, write_row
-from pinsweep.summarize import OVERALL, SummaryError, find_axes, summarize, verdict
 
 # images/s of three repeats (rounds) per (pin_memory, num_workers); medians 102, 200, 101, 202
 GRID_IPS = {

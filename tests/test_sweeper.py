@@ -18,9 +18,9 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 
 from pinsweep.config import register_configs
-from pinsweep.order import REPEAT_KEY, override_key, pinsweep_order
-from pinsweep.progress import count_jobs
 from pinsweep.record import ROW_FILE, read_row
+from pinsweep.sweep.order import REPEAT_KEY, override_key, pinsweep_order
+from pinsweep.sweep.progress import count_jobs
 
 register_configs()  # exposes hydra_plugins/ of this checkout (editable installs) before the import below
 from hydra_plugins.pinsweep_sweeper import ordered_batches, sweep_jobs  # noqa: E402

@@ -11,9 +11,9 @@ from collections import deque
 import pytest
 import torch
 
-from pinsweep.summarize import verdict
-from pinsweep.timing import EventClock, StepTimer
-from pinsweep.train import Trainer, steady_metrics
+from pinsweep.analysis.summarize import verdict
+from pinsweep.job.timing import EventClock, StepTimer
+from pinsweep.job.train import Trainer, steady_metrics
 
 MS = 1e-3
 
@@ -172,7 +172,7 @@ def test_on_the_cpu_the_copy_is_only_the_copy():
 def test_the_stop_rule_imports_scipy_before_the_clock_starts():
     script = (
         "import sys, math\n"
-        "from pinsweep.timing import StopRule\n"
+        "from pinsweep.job.timing import StopRule\n"
         "assert 'scipy.stats' not in sys.modules\n"
         "StopRule(0.02, 100, math.inf)\n"
         "assert 'scipy.stats' in sys.modules\n"

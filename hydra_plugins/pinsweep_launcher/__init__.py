@@ -18,7 +18,7 @@ from typing import Any
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, filter_overrides
 
-from pinsweep.launchers import gpu_slots, visible_gpus
+from pinsweep.sweep.launchers import gpu_slots, visible_gpus
 
 log = logging.getLogger(__name__)
 OWN_SETTINGS = {"submitit_folder", "gpus_per_node", "visible_gpus"}  # set by this launcher, not forwarded

@@ -5,7 +5,7 @@
 Hydra's basic sweeper runs the Cartesian product of the swept values with the first axis typed
 varying slowest, so the line above would run the three repeats of each config back to back, and
 drift of the machine would land on whichever config ran during it. This sweeper takes the same
-product and runs it as a randomized block design (pinsweep/order.py): every value of train.repeat is
+product and runs it as a randomized block design (pinsweep/sweep/order.py): every value of train.repeat is
 a round that runs each config once, in a seeded random order that differs between rounds, whatever
 order the axes were typed in. `hydra.sweeper.shuffle=false` keeps the product order within a round;
 `hydra.sweeper.seed` picks the order, which is the same for the same overrides and seed, so that
@@ -24,7 +24,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 
-from pinsweep.order import pinsweep_order
+from pinsweep.sweep.order import pinsweep_order
 
 
 @dataclass

@@ -3,7 +3,7 @@
     python -m pinsweep -m experiment=autotune hydra.sweeper.n_trials=6 hydra.sweeper.confirm_top=3
 
 hydra-optuna-sweeper runs the trials and writes `optimization_results.yaml`, untouched here. Then this
-sweeper launches the confirmation (pinsweep/confirm.py) through the same kind of launcher, as ordinary
+sweeper launches the confirmation (pinsweep/autotune/confirm.py) through the same kind of launcher, as ordinary
 jobs into `<sweep>/confirm/<n>/` (so it runs under the SLURM launcher as the trials do), summarizes
 that folder like any sweep, and writes `<sweep>/autotune.yaml`. The end-of-sweep callback then
 summarizes the trials themselves, and the report quotes the outcome.
@@ -38,7 +38,7 @@ class _RecordingLauncher:
         self.launcher, self.trials = launcher, trials
 
     def launch(self, job_overrides: Any, initial_job_idx: int) -> Any:
-        from pinsweep.confirm import Trial
+        from pinsweep.autotune.confirm import Trial
 
         returns = self.launcher.launch(job_overrides, initial_job_idx=initial_job_idx)
         for overrides, ret in zip(job_overrides, returns):
@@ -78,11 +78,11 @@ if OptunaSweeper is not None:
                 self.confirm(arguments)
 
         def confirm(self, arguments: list) -> None:
-            from pinsweep import confirm
-            from pinsweep.progress import JOB_COUNT_FILE
+            from pinsweep.autotune import confirm
+            from pinsweep.present.report import write_report
+            from pinsweep.present.terminal import summarize_and_report
             from pinsweep.record import NESTED_SWEEP_MARK, read_rows
-            from pinsweep.report import write_report
-            from pinsweep.terminal import summarize_and_report
+            from pinsweep.sweep.progress import JOB_COUNT_FILE
 
             sweep_dir = Path(str(self.config.hydra.sweep.dir))
             confirm_dir = sweep_dir / confirm.CONFIRM_DIR

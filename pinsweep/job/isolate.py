@@ -35,7 +35,7 @@ LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's j
 EXIT_GRACE_S = 30.0  # beyond train.timeout_s, for the child to time itself out and report
 START_METHODS = ("forkserver", "spawn")
 # what the fork server imports once, so that no job imports it again: the job and its lazy imports
-PRELOAD = ["pinsweep.train", "scipy.stats"]
+PRELOAD = ["pinsweep.job.train", "scipy.stats"]
 
 
 class JobCrashed(RuntimeError):
@@ -68,7 +68,7 @@ def _child(config: dict, log_file: str | None, results: Connection) -> None:
     multiprocessing.set_start_method(None, force=True)
     import torch
 
-    from pinsweep.train import run_job
+    from pinsweep.job.train import run_job
 
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
@@ -158,7 +158,7 @@ def start_job_server() -> None:
 def run_isolated(cfg: DictConfig) -> dict[str, Any]:
     """`run_job(cfg)` in a fresh process (see the module's docstring); its exceptions are raised here
     unchanged."""
-    from pinsweep.train import JobTimeout
+    from pinsweep.job.train import JobTimeout
 
     context = job_context()
     results, sender = context.Pipe(duplex=False)
@@ -169,7 +169,7 @@ def run_isolated(cfg: DictConfig) -> dict[str, Any]:
     deadline = cfg.train.timeout_s + EXIT_GRACE_S if cfg.train.timeout_s else None
     try:
         finished = wait([results], timeout=deadline)
-    except BaseException:  # Ctrl-C or SIGTERM (pinsweep.interrupt): the job stops with the sweep
+    except BaseException:  # Ctrl-C or SIGTERM (pinsweep.sweep.interrupt): the job stops with the sweep
         _kill_job(child)
         raise
     if not finished:  # stuck where its own alarm cannot reach: stop it from here

@@ -1,4 +1,4 @@
-"""Statistics of one job's timing samples; comparisons across jobs and repeats are pinsweep/design.py.
+"""Statistics of one job's timing samples; comparisons across jobs and repeats are pinsweep/analysis/design.py.
 
 The precision of one job's mean step time (`mean_ci_rel`: adaptive stopping, the ceilings,
 `step_ci_rel`) must hold on autocorrelated steps: prefetching workers deliver batches in bursts, so

@@ -31,13 +31,13 @@ import torch.nn.functional as F
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
-from pinsweep import stats
+from pinsweep.analysis import stats
 from pinsweep.config import ConfigError, validate
-from pinsweep.data import EncodedBatch, build_datasets, build_input, to_float_images
-from pinsweep.environment import device_environment
-from pinsweep.model import build_model
-from pinsweep.prefetch import DevicePrefetcher, Staged
-from pinsweep.timing import StepTimer, StepTimes, StopRule, synchronize
+from pinsweep.input.data import EncodedBatch, build_datasets, build_input, to_float_images
+from pinsweep.input.prefetch import DevicePrefetcher, Staged
+from pinsweep.job.environment import device_environment
+from pinsweep.job.model import build_model
+from pinsweep.job.timing import StepTimer, StepTimes, StopRule, synchronize
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ compute end (e2). What each figure means, for step i:
   is the stall without the bookkeeping and epoch teardown.
 - copy (`copy_s`): e0 -> e1, `.to(device)` of images and labels and nothing else (on the CPU a no-op,
   so ~0; converting uint8 to float is compute). With data.decoder=nvjpeg it is the GPU's decode of the
-  batch's files. With loader.device_prefetch the copy ran earlier on a side stream (pinsweep.prefetch):
+  batch's files. With loader.device_prefetch the copy ran earlier on a side stream (pinsweep.input.prefetch):
   e0 -> e1 is then the compute stream's wait for it, the copy left exposed, and the copy's own time
   on the side stream is the row's `side_copy_s`.
 - compute (`compute_s`): e1 -> e2: the uint8 -> float conversion and memory format, forward, loss,
@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pinsweep import stats
+from pinsweep.analysis import stats
 
 EVENT_POOL = 96  # three events a step: enough for the GPU to run 32 steps behind the host
 CHECK_GROWTH = 1.1  # the next CI check after 10% more steps (and at least CHECK_MIN_GAP more)

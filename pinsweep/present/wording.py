@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pinsweep.analysis.summarize import norm
 from pinsweep.record import CONFIG_GROUPS
-from pinsweep.summarize import norm
 
 
 def missing(value: Any) -> bool:

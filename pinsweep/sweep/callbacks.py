@@ -28,12 +28,12 @@ class SummarizeOnMultirunEnd(Callback):
 
 def write_results(sweep_dir: str) -> int:
     """summary.csv and effects.csv, then plots and report; returns the failed-job count. Also called
-    for a sweep stopped by Ctrl-C or SIGTERM (pinsweep.interrupt)."""
-    from pinsweep.terminal import summarize_and_report  # lazy: keeps job start-up light
+    for a sweep stopped by Ctrl-C or SIGTERM (pinsweep.sweep.interrupt)."""
+    from pinsweep.present.terminal import summarize_and_report  # lazy: keeps job start-up light
 
     tables = summarize_and_report(sweep_dir)
     try:
-        from pinsweep.report import write_report
+        from pinsweep.present.report import write_report
 
         write_report(sweep_dir, tables=tables)  # the tables just summarized, not re-read from disk
     except Exception:

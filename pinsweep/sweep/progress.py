@@ -15,7 +15,7 @@ from hydra.experimental.callback import Callback
 from hydra.utils import get_class
 from omegaconf import DictConfig
 
-from pinsweep.launchers import sweep_arguments
+from pinsweep.sweep.launchers import sweep_arguments
 
 log = logging.getLogger("pinsweep")
 JOB_COUNT_FILE = ".pinsweep-jobs"

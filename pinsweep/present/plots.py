@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.transforms import blended_transform_factory
 
-from pinsweep.summarize import OVERALL, inactive_axes, level_key
-from pinsweep.wording import axes_of, config_label, config_status, short_name
+from pinsweep.analysis.summarize import OVERALL, inactive_axes, level_key
+from pinsweep.present.wording import axes_of, config_label, config_status, short_name
 
-log = logging.getLogger("pinsweep.plots")
+log = logging.getLogger("pinsweep.present.plots")
 
 DPI = 100
 WIDTH_IN = 11.0

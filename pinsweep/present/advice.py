@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from pinsweep.record import CONFIG_GROUPS
-from pinsweep.summarize import (
+from pinsweep.analysis.summarize import (
     COMPUTE_BOUND_EFFICIENCY,
     OVERALL,
     REPLICATE_KEYS,
@@ -32,7 +31,8 @@ from pinsweep.summarize import (
     norm,
     schema_defaults,
 )
-from pinsweep.wording import axes_of, claim_label, interval, ips, missing, ratio, short_name
+from pinsweep.present.wording import axes_of, claim_label, interval, ips, missing, ratio, short_name
+from pinsweep.record import CONFIG_GROUPS
 
 NUM_WORKERS, PIPELINE, DECODER = "loader.num_workers", "data.pipeline", "data.decoder"
 PIN_MEMORY, NON_BLOCKING = "loader.pin_memory", "loader.non_blocking"

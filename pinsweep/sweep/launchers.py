@@ -64,7 +64,7 @@ def _expose_plugin() -> None:
     (`pip install -e .`, setuptools >= 64) imports hydra_plugins/pinsweep_launcher and pinsweep_sweeper
     (the default sweeper, so every sweep needs it) through a hook that such a listing cannot see (hydra
     issue #3252). Add the checkout's folder to the namespace."""
-    folder = Path(__file__).resolve().parent.parent / "hydra_plugins"
+    folder = Path(__file__).resolve().parents[2] / "hydra_plugins"
     try:
         import hydra_plugins
     except ImportError:

@@ -2,7 +2,7 @@
 
     python -m pinsweep.summarize multirun/2026-11-24_10-00-00 [--baseline loader.num_workers=0]
 
-Presentation only: the numbers come from pinsweep.summarize, their spelling from pinsweep.wording.
+Presentation only: the numbers come from pinsweep.analysis.summarize, their spelling from pinsweep.present.wording.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pinsweep.summarize import OVERALL, SummaryError, Tables, job_label, norm, summarize_sweep
-from pinsweep.wording import axes_of, fastest_first, ratio_interval, table_cells
+from pinsweep.analysis.summarize import OVERALL, SummaryError, Tables, job_label, norm, summarize_sweep
+from pinsweep.present.wording import axes_of, fastest_first, ratio_interval, table_cells
 
 
 def print_tables(tables: Tables) -> None:
@@ -86,7 +86,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pinsweep.summarize: {error}", file=sys.stderr)
         return 2
     return 1 if tables.failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -61,7 +61,7 @@ def hold(sweep_dir: str | Path) -> UnixFileLock:
 
 
 def check_free(sweep_dir: str | Path) -> None:
-    """FolderInUse if a running sweep holds the folder (for pinsweep.resume, before it starts one)."""
+    """FolderInUse if a running sweep holds the folder (for pinsweep.sweep.resume, before it starts one)."""
     if (Path(sweep_dir) / LOCK_FILE).exists():
         hold(sweep_dir).release()
 

@@ -7,9 +7,9 @@ measurement the best: the winner's curse. The best of N noisy values is biased u
 may be a lucky draw and its value is too high. After the search, hydra/sweeper=autotune
 (hydra_plugins/pinsweep_sweeper/autotune.py) launches a second, ordinary sweep into `<sweep>/confirm/`:
 the `top` best distinct trial configs plus the baseline (the searched keys at their configured values,
-the config a user gets without tuning), `repeats` interleaved rounds of `train.repeat` (pinsweep.order).
+the config a user gets without tuning), `repeats` interleaved rounds of `train.repeat` (pinsweep.sweep.order).
 This module plans that sweep and reads it back with the same statistics as any grid sweep
-(pinsweep.summarize): the confirmed pick is the fastest config that beats the baseline significantly
+(pinsweep.analysis.summarize): the confirmed pick is the fastest config that beats the baseline significantly
 (simultaneous 95% intervals), else the defaults hold. The outcome lands in `<sweep>/autotune.yaml`
 beside Optuna's own `optimization_results.yaml`, which stays as Optuna wrote it.
 """
@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pinsweep.order import REPEAT_KEY, pinsweep_order
-from pinsweep.summarize import SummaryError, find_axes, norm, summarize
-from pinsweep.wording import ips, ratio_interval
+from pinsweep.analysis.summarize import SummaryError, find_axes, norm, summarize
+from pinsweep.present.wording import ips, ratio_interval
+from pinsweep.sweep.order import REPEAT_KEY, pinsweep_order
 
 CONFIRM_DIR = "confirm"  # the confirmation sweep's folder, inside the search's
 OUTCOME_FILE = "autotune.yaml"  # pinsweep's result of the whole auto-tune, beside optimization_results.yaml

@@ -2,7 +2,7 @@
 
 The first SIGINT (Ctrl-C) or SIGTERM (`kill`, `timeout`, systemd, a cluster's time limit) raises
 `Interrupted` in the main thread, wherever it is waiting: the running job's process and its DataLoader
-workers are killed (pinsweep/isolate.py), its row is recorded as `interrupted` (pinsweep/app.py), and
+workers are killed (pinsweep/job/isolate.py), its row is recorded as `interrupted` (pinsweep/app.py), and
 the sweep writes its summary, plots and report for the jobs that finished, prints the command that
 resumes it and exits 128 + the signal's number (130 for SIGINT, 143 for SIGTERM), as a shell reports a
 process the signal ended. A second signal while that runs exits at once.
@@ -139,7 +139,7 @@ def finish_interrupted(interruption: Interrupted) -> int:
     and report of what finished, the resume command; returns the exit status."""
     interruption.caught()
     if interruption.sweep_dir is not None:
-        from pinsweep.callbacks import write_results  # lazy: summarizing imports pandas and matplotlib
+        from pinsweep.sweep.callbacks import write_results  # lazy: summarizing imports pandas and matplotlib
 
         try:
             write_results(interruption.sweep_dir)

@@ -11,7 +11,7 @@ ImageFolder layout, your own Dataset) and three input pipelines that show what t
 JPEG folders (`data=imagefolder`) decode each file with `data.decoder`: PIL, torchvision.io.decode_jpeg
 on the CPU, or nvJPEG on the GPU, where the loader carries the encoded bytes and the training process
 decodes a whole batch at once (`EncodedBatch`). Loaders are DataLoaders, or torchdata.nodes graphs with
-`loader.engine=nodes` (pinsweep.nodes).
+`loader.engine=nodes` (pinsweep.input.nodes).
 """
 
 from __future__ import annotations
@@ -239,7 +239,7 @@ def build_loader(dataset: Dataset, loader_cfg: Any, train: bool, collate_fn: Any
     if isinstance(dataset, BatchGatherDataset):
         collate_fn = _keep_batch
     if loader_cfg.engine == "nodes":
-        from pinsweep.nodes import NodesLoader  # torchdata is optional: imported only when asked for
+        from pinsweep.input.nodes import NodesLoader  # torchdata is optional: imported only when asked for
 
         return NodesLoader(dataset, loader_cfg, train, collate_fn)
     extra: dict[str, Any] = {}

@@ -1,0 +1,1 @@
+"""Tables to words and pictures: the terminal, plots, advice and the report; they only consume tables."""

@@ -1,0 +1,545 @@
+"""One self-contained report of a sweep: conclusion, table, plots, per-axis effects, environment, failures.
+
+    python -m pinsweep.report multirun/2026-11-24_10-00-00 [--baseline loader.num_workers=0]
+
+Writes `report.html` (the plots embedded as base64 PNGs: one file to mail or attach) and `report.md`
+(the same content, the plots referenced beside it), plus the PNGs. Summarizes first when summary.csv
+is missing or older than a job's row. The conclusion is generated from summary.csv and effects.csv:
+which axis matters, by how much, what does nothing, what the fastest config is limited by.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pinsweep.analysis.summarize import OVERALL, Effect, SummaryError, Tables, norm, read_tables
+from pinsweep.autotune.confirm import read_outcome
+from pinsweep.autotune.confirm import sentences as autotune_sentences
+from pinsweep.present.advice import MAX_USEFUL_REPEATS, Advice, advise, inactive_axes_of
+from pinsweep.present.plots import make_plots, setup_title
+from pinsweep.present.terminal import summarize_and_report
+from pinsweep.present.wording import axes_of, claim_label, config_label, ratio_interval, short_name, table_cells
+from pinsweep.present.wording import interval as _interval
+from pinsweep.present.wording import ips as _ips
+from pinsweep.present.wording import missing as _missing
+from pinsweep.present.wording import ratio as _ratio
+from pinsweep.record import ROW_FILE, read_rows
+
+TOO_FAST_EFFICIENCY = 1.1  # beyond noise: the ceiling itself was mismeasured
+WHY = {  # verdict -> what it means for the fastest config; {wait}/{copy} are its step-time shares. What to
+    # change is pinsweep.present.advice's, which checks each change against the sweep
+    "compute-bound": "the model's compute is the limit, so a faster input pipeline would not help",
+    "loader-bound": "{wait} of its step time goes to waiting for the next batch, so the input pipeline is the limit",
+    "copy-bound": "host-to-device copies take {copy} of its step time",
+    "contended": "it hardly waits for data, yet compute runs below its ceiling: something competes with training "
+    "for the CPU cores (loader workers, other processes)",
+}
+READING_GUIDE = [
+    "images/s: steady-state training throughput (warm-up excluded), geometric mean over repeats, with a 95% "
+    "Student's t interval on the log scale.",
+    "speedup: images/s over the baseline config's, compared within each repeat round (the sweep is a randomized "
+    "block design) with the noise pooled over all configs. Its 95% interval is simultaneous over every comparison "
+    "in the sweep (Dunnett-style max-t), so 'significant' (the interval excludes 1) is wrong for any config at "
+    "most 5% of the time. 'inactive': the config differs from the baseline only in settings that cannot act on "
+    "this device (pin_memory, non_blocking without an accelerator).",
+    "efficiency: images/s over the compute-only ceiling (same model and batch, data already on the device): "
+    "100% means the input pipeline costs nothing.",
+    "verdict: compute-bound (within 10% of the ceiling), loader-bound or copy-bound (that stall takes >= 10% of "
+    "the step), contended (no stall, but compute slower than its ceiling: loader workers or other processes "
+    "compete for the CPU).",
+]
+ENVIRONMENT = {  # row column -> label, in display order
+    "env.hostname": "host",
+    "device": "device",
+    "env.device_name": "GPU",
+    "env.cpu_model": "CPU",
+    "env.cpu_count": "CPU cores",
+    "env.torch": "torch",
+    "env.torchvision": "torchvision",
+    "env.cuda": "CUDA",
+    "env.cudnn": "cuDNN",
+    "env.python": "Python",
+    "env.pinsweep": "pinsweep",
+    "env.git_commit": "pinsweep commit",
+}
+FIXED_SETTINGS = (
+    "model.name",
+    "data.name",
+    "data.pipeline",
+    "data.train_size",
+    "data.sample_delay_ms",
+    "loader.batch_size",
+    "loader.num_workers",
+    "loader.pin_memory",
+    "train.mode",
+    "train.epochs",
+    "train.device",
+)
+
+
+# -------------------------------------------------------------------------------------- conclusion
+
+
+def _size(effect: pd.Series) -> float:
+    """How big an effect is, either way: |log ratio|."""
+    return abs(math.log(effect["ratio"])) if not _missing(effect["ratio"]) and effect["ratio"] > 0 else -1.0
+
+
+def _change(effect: pd.Series) -> str:
+    """`0 -> 2 is 1.80x [1.62, 2.01]`."""
+    return (
+        f"{effect['reference']} -> {effect['level']} is {_ratio(effect['ratio'])}"
+        f"{_interval(effect['ci_low'], effect['ci_high'])}"
+    )
+
+
+def _acting(effects: pd.DataFrame) -> pd.Series:
+    """Which rows found a significant effect, either way."""
+    return effects["effect"].map(lambda effect: Effect(effect).acts).astype(bool)
+
+
+def _others(axis: str, axes: list[str]) -> str:
+    return " and ".join(short_name(a, axes) for a in axes if a != axis)
+
+
+def _axis_sentence(axis: str, overall: pd.DataFrame, strata: pd.DataFrame, axes: list[str], lead: str) -> str:
+    """One axis's effect in words. `overall` holds its OVERALL rows (one per level), `strata` the rest."""
+    name = short_name(axis, axes)
+    others = _others(axis, axes)
+    everywhere = f" at any {others}" if others else ""
+    kinds = overall["effect"].map(Effect)
+    if (kinds == Effect.INACTIVE).all():
+        measured = ", ".join(_change(e).replace(" is ", " ratio, ") for _, e in overall.iterrows())
+        return (
+            f"{name} changes nothing on this machine: it is inactive without an accelerator, so the measured "
+            f"{measured}, is noise or drift"
+        )
+    real = overall[_acting(overall)]
+    if len(real):
+        top = real.loc[real.apply(_size, axis=1).idxmax()]
+        sentence = f"{name} {lead}: {_change(top)}"
+        if len(overall) > 1:
+            levels = ", ".join(f"{e['level']}: {_ratio(e['ratio'])}" for _, e in overall.iterrows())
+            sentence += f" (every level vs {top['reference']}: {levels})"
+        return sentence
+    if kinds.map(lambda kind: kind.unknown).all():
+        top = overall.loc[overall.apply(_size, axis=1).idxmax()]
+        return (
+            f"{name}: {top['reference']} -> {top['level']} measured {_ratio(top['ratio'])}, but without a confidence "
+            "interval (a config with fewer than 2 successful runs) that cannot be told from noise"
+        )
+    # not significant overall; it may still act at some levels of the other axes (an interaction)
+    acting = strata[_acting(strata)]
+    measured = ", ".join(_change(e) for _, e in overall.iterrows())
+    if len(acting):
+        where = "; ".join(f"at {e['held_fixed']} {_change(e)} ({e['effect']})" for _, e in acting.iterrows())
+        return f"{name} has no consistent effect ({measured} overall), but it depends on {others}: {where}"
+    return f"{name} changes nothing measurable{everywhere} ({measured}){_repeats_hint(overall)}"
+
+
+def _repeats_hint(comparisons: pd.DataFrame) -> str:
+    """What would settle a difference the sweep could not: the repeats at which the largest measured
+    difference would be significant with 80% power (a column of the table)."""
+    needed = comparisons["repeats_needed"].dropna() if "repeats_needed" in comparisons else pd.Series(dtype=float)
+    if needed.empty:
+        return ""
+    fewest = int(needed.min())
+    if fewest > MAX_USEFUL_REPEATS:
+        return (
+            f"; against this machine's noise, over {MAX_USEFUL_REPEATS} repeats would be needed to resolve it: "
+            "treat it as no difference"
+        )
+    return f"; about {fewest} repeats (train.repeat=0,...,{fewest - 1}) would resolve a difference of this size"
+
+
+def _axis_sentences(effects: pd.DataFrame, axes: list[str]) -> list[str]:
+    """Axes that matter first (largest effect first), then unmeasurable ones, then those that do nothing."""
+    if effects.empty:
+        return []
+    overall = effects[effects["held_fixed"] == OVERALL]
+    strata = effects[effects["held_fixed"] != OVERALL]
+
+    def rank(axis: str) -> tuple[int, float]:
+        mine = overall[overall["axis"] == axis]
+        kinds = mine["effect"].map(Effect)
+        group = 0 if _acting(mine).any() else 1 if kinds.map(lambda kind: kind.unknown).all() else 2
+        group = 3 if (kinds == Effect.INACTIVE).all() else group
+        return group, -max((_size(e) for _, e in mine.iterrows()), default=0.0)
+
+    ordered = sorted((a for a in axes if (overall["axis"] == a).any()), key=rank)
+    mattering = [a for a in ordered if rank(a)[0] == 0]
+    sentences = []
+    for axis in ordered:
+        if len(mattering) == 1:
+            lead = "is what matters here"
+        elif mattering and axis == mattering[0]:
+            lead = "matters most"
+        else:
+            lead = "also matters"
+        mine = overall["axis"] == axis
+        sentences.append(_axis_sentence(axis, overall[mine], strata[strata["axis"] == axis], axes, lead))
+    if len(ordered) > 1 and all(rank(a)[0] >= 2 for a in ordered):
+        sentences.insert(0, "No swept setting changes throughput measurably here")
+    return sentences
+
+
+def _fastest_sentences(summary: pd.DataFrame, axes: list[str], inactive: list[str]) -> list[str]:
+    ran = summary[summary["ips_geomean"].notna()]
+    if ran.empty:
+        return ["No config ran successfully: see the failed jobs"]
+    best = ran.loc[ran["ips_geomean"].astype(float).idxmax()]
+    speed = _ips(best["ips_geomean"], best.get("ips_ci_low"), best.get("ips_ci_high"))
+    label = claim_label(best, axes, inactive)
+    if not axes:
+        return [f"The config runs at {speed} images/s"]
+    if bool(best["baseline"]) or bool(best.get("inactive", False)):
+        same = " (it differs from the baseline only in settings inactive here)" if not bool(best["baseline"]) else ""
+        sentences = [f"The fastest config is the baseline, {label}, at {speed} images/s{same}"]
+    else:
+        base = summary[summary["baseline"].astype(bool)]
+        versus = f" ({claim_label(base.iloc[0], axes, inactive)})" if len(base) else ""
+        significant = best.get("significant")
+        caveat = (
+            ", no interval (one run per config)"
+            if _missing(significant)
+            else ""
+            if significant
+            else f", not significantly different{_repeats_hint(ran.loc[[best.name]])}"
+        )
+        sentences = [
+            f"Fastest: {label} at {speed} images/s, {_ratio(best['speedup'])}"
+            f"{_interval(best.get('speedup_ci_low'), best.get('speedup_ci_high'))} the baseline{versus}{caveat}"
+        ]
+    sentences += _best_set_sentence(ran, best, axes, inactive)
+    verdict = best.get("verdict")
+    if isinstance(verdict, str) and verdict in WHY and not _missing(best.get("efficiency")):
+        why = WHY[verdict].format(wait=f"{best['data_wait_frac']:.0%}", copy=f"{best['copy_frac']:.0%}")
+        sentence = f"It reaches {best['efficiency']:.0%} of the compute-only ceiling and is {verdict}: {why}"
+        if best["efficiency"] > TOO_FAST_EFFICIENCY:
+            sentence += (
+                " (above 100% means the ceiling was measured over too few steps to trust: raise train.ceiling_steps)"
+            )
+        sentences.append(sentence)
+    return sentences
+
+
+def _best_set_sentence(ran: pd.DataFrame, best: pd.Series, axes: list[str], inactive: list[str]) -> list[str]:
+    """Whether 'fastest' is a finding: Hsu's comparisons with the best (summary column could_be_fastest)
+    keep every config that the data cannot rule out as the fastest, at 95% confidence."""
+    if "could_be_fastest" not in ran or ran["could_be_fastest"].isna().all() or len(ran) < 2:
+        return []
+    label = claim_label(best, axes, inactive)
+    contenders = {claim_label(r, axes, inactive) for _, r in ran[ran["could_be_fastest"].eq(True)].iterrows()}
+    contenders.discard(label)
+    if not contenders:
+        return [f"No other config can be the fastest at 95% confidence: {label} is the fastest here"]
+    return [
+        f"It cannot be told apart from {', '.join(sorted(contenders))}: any of them may be the fastest "
+        "(95% confidence); among those, prefer the cheapest"
+    ]
+
+
+def conclusion(
+    summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFrame | None = None, advice: Advice | None = None
+) -> list[str]:
+    """Plain-language findings, computed from the summary and effects tables (and the rows, for the cores,
+    the device and the job's settings), then the advice that follows from them (`advice`, when the caller
+    has it already); one sentence per item."""
+    axes = axes_of(summary)
+    sentences = _axis_sentences(effects, axes) + _fastest_sentences(summary, axes, inactive_axes_of(effects, axes))
+    sentences += (advice or advise(summary, effects, rows)).sentences
+    if summary["ips_ci_low"].isna().all() and summary["ips_median"].notna().any():
+        sentences.append(
+            "With one run per config no difference can be told from noise: rerun with train.repeat=0,1,2 "
+            "for confidence intervals"
+        )
+    failed = int(summary["n_failed"].sum()) if "n_failed" in summary else 0
+    if failed:
+        lost = summary[summary["n"] == 0]
+        lost_text = f"; no successful run for {'; '.join(config_label(r, axes) for _, r in lost.iterrows())}"
+        sentences.append(
+            f"{failed} job{'s' if failed > 1 else ''} failed (see Failed jobs){lost_text if len(lost) else ''}"
+        )
+    diverged = summary[summary["n_loss_not_finite"].fillna(0) > 0] if "n_loss_not_finite" in summary else []
+    if len(diverged):
+        count = int(diverged["n_loss_not_finite"].sum())
+        sentences.append(
+            f"The training diverged (final loss NaN or inf, loss_finite=false) in {count} job(s) of "
+            f"{'; '.join(config_label(r, axes) for _, r in diverged.iterrows())}: their timing is kept, "
+            "but it is the timing of a broken run (check the learning rate and the model)"
+        )
+    return [s + "." for s in sentences]
+
+
+# -------------------------------------------------------------------------------------- the report
+
+
+@dataclass
+class Image:
+    path: Path
+    alt: str
+
+
+@dataclass
+class Table:
+    frame: pd.DataFrame
+
+
+@dataclass
+class Code:
+    text: str  # a command to copy and run
+
+
+Block = str | list | Image | Table | Code  # paragraph, bullet list, image, table, command
+
+
+def _environment(rows: pd.DataFrame) -> pd.DataFrame:
+    """One line per environment key; several values (a sweep spread over nodes) are all listed."""
+    items = []
+    for column, label in ENVIRONMENT.items():
+        if column in rows:
+            values = [_env_value(column, v) for v in rows[column].dropna().unique() if str(v) != ""]
+            values = [v for v in values if v != "null"]
+            if values:
+                items.append((label, ", ".join(values) + (" (differs between jobs)" if len(values) > 1 else "")))
+    if "env.utc_time" in rows and rows["env.utc_time"].notna().any():
+        times = sorted(rows["env.utc_time"].dropna().astype(str))
+        items.append(("time (UTC)", times[0] if times[0] == times[-1] else f"{times[0]} to {times[-1]}"))
+    return pd.DataFrame(items, columns=["", "value"])
+
+
+def _env_value(column: str, value: Any) -> str:
+    """As recorded: pandas reads CUDA `13.0` as a number, which must not become `13`."""
+    if column == "env.cuda" and isinstance(value, (float, np.floating)):
+        return f"{value:.1f}"
+    return norm(value)
+
+
+def _settings(rows: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    ok = rows[rows["status"] == "ok"] if (rows["status"] == "ok").any() else rows
+    items = []
+    for column in FIXED_SETTINGS:
+        if column in ok and column not in axes and ok[column].notna().any():
+            items.append((column, norm(ok[column].dropna().iloc[0])))
+    return pd.DataFrame(items, columns=["setting", "value"])
+
+
+def _effects_table(effects: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    ordered = pd.concat([effects[effects["held_fixed"] == OVERALL], effects[effects["held_fixed"] != OVERALL]])
+    return pd.DataFrame(
+        {
+            "axis": [short_name(a, axes) for a in ordered["axis"]],
+            "change": [f"{e['reference']} -> {e['level']}" for _, e in ordered.iterrows()],
+            "other axes held at": ordered["held_fixed"].astype(str),
+            "ratio [95% CI]": [ratio_interval(e["ratio"], e["ci_low"], e["ci_high"]) for _, e in ordered.iterrows()],
+            "effect": ordered["effect"].astype(str),
+        }
+    )
+
+
+def _failed_table(rows: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    failed = rows[rows["status"] != "ok"]
+    return pd.DataFrame(
+        {
+            "job": [
+                norm(r.get("job.num")) if not _missing(r.get("job.num")) else Path(r["job.dir"]).name
+                for _, r in failed.iterrows()
+            ],
+            "config": [config_label(r.reindex(axes).map(norm), axes) for _, r in failed.iterrows()],
+            "status": failed["status"].astype(str),
+            "reason": failed.get("error", pd.Series("", index=failed.index)).fillna("").astype(str),
+        }
+    )
+
+
+def build(
+    sweep_dir: Path, summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFrame, advice: Advice | None = None
+) -> list[Block]:
+    """The report's content, in order, independent of its rendering."""
+    axes = axes_of(summary)
+    images, skipped = make_plots(sweep_dir, summary, effects, rows)
+    blocks: list[Block] = [f"# pinsweep report: {sweep_dir.name}", setup_title(rows, axes)]
+    advice = advice or advise(summary, effects, rows)
+    blocks += _autotune_blocks(sweep_dir)
+    blocks += ["## Conclusion", conclusion(summary, effects, rows, advice)]
+    if advice.commands:
+        blocks += ["## Next sweep"]
+        for sweep in advice.commands:
+            blocks += [f"To {sweep.why}:", Code(sweep.command)]
+    note = summary["note"].dropna().astype(str) if "note" in summary else pd.Series(dtype=str)
+    blocks += ["## Summary", Table(table_cells(summary, rows))]
+    if len(note) and note.iloc[0]:
+        blocks.append(f"Note: {note.iloc[0]}.")
+    blocks += ["## Plots"]
+    captions = {
+        "throughput": "Images/s per config with its interval; the red mark is the compute-only ceiling.",
+        "heatmap": "Images/s (geometric mean over repeats) over two swept axes, with the speedup over the baseline.",
+        "breakdown": "Share of steady-state step time spent waiting for data, copying, computing.",
+    }
+    for name, path in images.items():
+        blocks += [Image(path, captions[name])]
+    blocks += [f"{name}.png not drawn: {reason}." for name, reason in skipped.items()]
+    if not effects.empty:
+        blocks += [
+            "## Per-axis effects",
+            "Each axis's effect with every other axis held fixed: the ratio of images/s at each level over the "
+            "reference level, per combination of the other axes (within repeat rounds), then their geometric mean "
+            f"('{OVERALL}'). Intervals are simultaneous with the summary's: 95% for every claim at once.",
+            Table(_effects_table(effects, axes)),
+        ]
+    blocks += ["## Fixed settings", Table(_settings(rows, axes))]
+    blocks += ["## Environment", Table(_environment(rows))]
+    failed = _failed_table(rows, axes)
+    blocks += ["## Failed jobs", Table(failed) if len(failed) else "None: every job finished."]
+    blocks += ["## How to read this", READING_GUIDE]
+    return blocks
+
+
+def _autotune_blocks(sweep_dir: Path) -> list[Block]:
+    """An auto-tune's search pick against its confirmed pick (pinsweep/autotune/confirm.py), first: the
+    conclusion below is about the search's single measurements."""
+    outcome = read_outcome(sweep_dir)
+    return [] if outcome is None else ["## Auto-tune: search pick and confirmed pick", autotune_sentences(outcome)]
+
+
+def render_markdown(blocks: list[Block]) -> str:
+    def cell(text: Any) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    parts = []
+    for block in blocks:
+        if isinstance(block, Image):
+            parts.append(f"![{block.alt}]({block.path.name})\n\n*{block.alt}*")
+        elif isinstance(block, Code):
+            parts.append(f"```bash\n{block.text}\n```")
+        elif isinstance(block, Table):
+            frame = block.frame
+            lines = ["| " + " | ".join(cell(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+            lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+            parts.append("\n".join(lines))
+        elif isinstance(block, list):
+            parts.append("\n".join(f"- {item}" for item in block))
+        else:
+            parts.append(block)
+    return "\n\n".join(parts) + "\n"
+
+
+NUMBER = r"-|-?[\d,]+(\.\d+)?[x%]?( \[[-\d.,]+, [-\d.,]+\])?"  # 1,016 [792, 1,624]; 1.52x; 55%; right-aligned
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; max-width: 1150px; margin: 2em auto;
+       padding: 0 1em; color: #1f2328; line-height: 1.45; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #d0d7de; padding-bottom: 0.2em; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.92em; }
+th, td { border: 1px solid #d0d7de; padding: 4px 10px; text-align: left; }
+th { background: #f6f8fa; } tr:nth-child(even) td { background: #fbfcfd; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; border: 1px solid #d0d7de; } figure { margin: 1em 0; }
+figcaption { color: #57606a; font-size: 0.9em; } .subtitle { color: #57606a; margin-top: 0; }
+ul.conclusion li { margin: 0.3em 0; }
+pre { background: #f6f8fa; border: 1px solid #d0d7de; padding: 8px 10px; white-space: pre-wrap; }
+"""
+
+
+def render_html(blocks: list[Block]) -> str:
+    parts = []
+    for index, block in enumerate(blocks):
+        if isinstance(block, Image):
+            data = base64.b64encode(block.path.read_bytes()).decode("ascii")
+            parts.append(
+                f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(block.alt)}">'
+                f"<figcaption>{html.escape(block.alt)}</figcaption></figure>"
+            )
+        elif isinstance(block, Code):
+            parts.append(f"<pre><code>{html.escape(block.text)}</code></pre>")
+        elif isinstance(block, Table):
+            head = "".join(f"<th>{html.escape(str(c))}</th>" for c in block.frame.columns)
+            numeric = [block.frame[c].astype(str).str.fullmatch(NUMBER).all() for c in block.frame.columns]
+            body = "".join(
+                "<tr>"
+                + "".join(
+                    f"<td{' class=num' if right else ''}>{html.escape(str(v))}</td>" for v, right in zip(row, numeric)
+                )
+                + "</tr>"
+                for row in block.frame.itertuples(index=False)
+            )
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        elif isinstance(block, list):
+            items = "".join(f"<li>{html.escape(str(item))}</li>" for item in block)
+            parts.append(f'<ul class="conclusion">{items}</ul>')
+        elif block.startswith("## "):
+            parts.append(f"<h2>{html.escape(block[3:])}</h2>")
+        elif block.startswith("# "):
+            parts.append(f"<h1>{html.escape(block[2:])}</h1>")
+        else:
+            css = ' class="subtitle"' if index == 1 else ""
+            parts.append(f"<p{css}>{html.escape(block)}</p>")
+    title = html.escape(blocks[0].lstrip("# ")) if blocks and isinstance(blocks[0], str) else "pinsweep report"
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{STYLE}</style></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n"
+    )
+
+
+def _stale(sweep_dir: Path) -> bool:
+    """summary.csv missing, or older than some job's row (a resumed sweep added rows)."""
+    summary = sweep_dir / "summary.csv"
+    if not summary.exists() or not (sweep_dir / "effects.csv").exists():
+        return True
+    written = summary.stat().st_mtime
+    return any(p.stat().st_mtime > written for p in sweep_dir.rglob(ROW_FILE))
+
+
+def write_report(sweep_dir: str | Path, baseline: str = "", tables: Tables | None = None) -> list[Path]:
+    """Draw the plots, write report.html and report.md; return their paths. Takes the tables in memory
+    when the caller has just summarized, else summarizes if needed or reads summary.csv and effects.csv.
+    Raises SummaryError when the folder holds no job rows."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise SummaryError(f"{sweep_dir}: no such sweep folder (look under multirun/)")
+    if tables is None:
+        if read_rows(sweep_dir).empty:
+            raise SummaryError(f"{sweep_dir}: no job rows found (no <job>/row.csv): nothing to report")
+        stale = baseline or _stale(sweep_dir)
+        tables = summarize_and_report(sweep_dir, baseline) if stale else read_tables(sweep_dir)
+    summary, effects, rows = tables.summary, tables.effects, tables.rows
+    advice = advise(summary, effects, rows)
+    blocks = build(sweep_dir, summary, effects, rows, advice)
+    written = [sweep_dir / "report.html", sweep_dir / "report.md"]
+    written[0].write_text(render_html(blocks), encoding="utf-8")
+    written[1].write_text(render_markdown(blocks), encoding="utf-8")
+    print("conclusion:")
+    for sentence in conclusion(summary, effects, rows, advice):
+        print(f"  {sentence}")
+    for sweep in advice.commands:
+        print(f"next sweep, to {sweep.why}:\n  {sweep.command}")
+    outcome = read_outcome(sweep_dir)
+    if outcome is not None:
+        print("auto-tune:")
+        for sentence in autotune_sentences(outcome):
+            print(f"  {sentence}")
+    pngs = sorted(p.name for p in sweep_dir.glob("*.png"))
+    print(f"wrote {written[0]} (self-contained), {written[1].name} and {', '.join(pngs)}")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pinsweep.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("sweep_dir", help="a sweep folder, e.g. multirun/2026-11-24_10-00-00")
+    parser.add_argument("--baseline", default="", help="re-summarize against e.g. loader.num_workers=0")
+    args = parser.parse_args(argv)
+    try:
+        write_report(args.sweep_dir, args.baseline)
+    except SummaryError as error:
+        print(f"pinsweep.report: {error}", file=sys.stderr)
+        return 2
+    return 0
