@@ -24,10 +24,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
-
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -139,7 +135,7 @@ def finish_interrupted(interruption: Interrupted) -> int:
     and report of what finished, the resume command; returns the exit status."""
     interruption.caught()
     if interruption.sweep_dir is not None:
-        from pinsweep.sweep.callbacks import write_results  # lazy: summarizing imports pandas and matplotlib
+        from pinsweep.sweep.results import write_results  # lazy: summarizing imports pandas and matplotlib
 
         try:
             write_results(interruption.sweep_dir)
@@ -149,11 +145,3 @@ def finish_interrupted(interruption: Interrupted) -> int:
     else:
         print(f"pinsweep: {interruption}", file=sys.stderr)
     return interruption.exit_code
-
-
-class StopOnSignal(Callback):
-    """From the start of a multirun, Ctrl-C and SIGTERM end the sweep as the module docstring says
-    (pinsweep.app.cli catches the interruption and calls finish_interrupted)."""
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        install(str(config.hydra.sweep.dir))

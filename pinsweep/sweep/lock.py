@@ -16,11 +16,8 @@ import socket
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from filelock import Timeout, UnixFileLock
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
 
 LOCK_FILE = ".pinsweep.lock"
 HOLDER_FILE = ".pinsweep-running"  # who holds the lock: read only to name it; the lock decides
@@ -69,7 +66,7 @@ def check_free(sweep_dir: str | Path) -> None:
 def refuse_if_in_use(arguments: list[str]) -> None:
     """Before a sweep's slow start-up (torch, the fork server): exit at once, with the holder named,
     when the command line's hydra.sweep.dir is held. A folder set elsewhere (an experiment file) is
-    checked as the multirun starts (HoldSweepFolder)."""
+    checked as the multirun starts (pinsweep.sweep.callbacks.HoldSweepFolder)."""
     if not {"-m", "--multirun"} & set(arguments):
         return
     for argument in arguments:
@@ -81,13 +78,7 @@ def refuse_if_in_use(arguments: list[str]) -> None:
                 raise SystemExit(EXIT_IN_USE) from None
 
 
-class HoldSweepFolder(Callback):
-    """Takes the sweep folder as the multirun starts, before anything is written there; refuses with
-    one line and exit status 2 when another sweep holds it."""
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        try:
-            _HELD[str(config.hydra.sweep.dir)] = hold(config.hydra.sweep.dir)
-        except FolderInUse as error:
-            print(f"pinsweep: {error}", file=sys.stderr)
-            raise SystemExit(EXIT_IN_USE) from None  # a SystemExit passes Hydra's callback guard
+def hold_until_exit(sweep_dir: str | Path) -> None:
+    """Take the folder for the rest of this process (the sweep's), or FolderInUse; for the multirun's
+    start (pinsweep.sweep.callbacks.HoldSweepFolder)."""
+    _HELD[str(sweep_dir)] = hold(sweep_dir)

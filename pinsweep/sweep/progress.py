@@ -1,17 +1,18 @@
 """What a sweep shows while it runs: one line per job (job i of N and its overrides).
 
 The per-step progress bar lives in the training loop (tqdm, silent when stderr is not a terminal,
-as under CI or SLURM). This callback adds the sweep-level line; N is counted by expanding the grid as the
-sweeper does (hydra/sweeper=pinsweep, or Hydra's basic one), or read from an Optuna-style `n_trials`.
+as under CI or SLURM). This module adds the sweep-level line (called by pinsweep.sweep.callbacks.AnnounceJobs);
+N is counted by expanding the grid as the sweeper does (hydra/sweeper=pinsweep, or Hydra's basic one, with
+Hydra's override parser: no import of the sweeper plugin), or read from an Optuna-style `n_trials`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
-from typing import Any
 
-from hydra.experimental.callback import Callback
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import get_class
 from omegaconf import DictConfig
 
@@ -38,30 +39,33 @@ def count_jobs(config: DictConfig) -> int | None:
         return int(sweeper.n_trials)
     if not runs_the_grid(str(sweeper.get("_target_", ""))):
         return None
-    # imported here: the plugin is found through the hydra_plugins namespace, which
-    # pinsweep.config.register_configs completes (editable installs) before any sweep starts
-    from hydra_plugins.pinsweep_sweeper import sweep_jobs
+    # the grid as BasicSweeper.split_arguments builds it: one list of values per key, a later override
+    # of a key (the command line's over hydra.sweeper.params) replacing an earlier one; the order the
+    # jobs run in does not change their number
+    values: dict[str, int] = {}
+    for override in OverridesParser.create().parse_overrides(sweep_arguments(config)):
+        if override.is_sweep_override() and not override.is_discrete_sweep():
+            return None  # a range or interval: the basic sweeper refuses it, and says so itself
+        discrete = override.is_sweep_override()
+        values[override.get_key_element()] = len(list(override.sweep_string_iterator())) if discrete else 1
+    return math.prod(values.values())
 
-    # the same grid as the sweeper's; the order of the jobs does not change their number, so this
-    # also counts the basic sweeper's
-    return len(sweep_jobs(sweep_arguments(config), shuffle=False))
+
+def write_job_count(config: DictConfig) -> None:
+    """The multirun's job count into the sweep folder, as it starts: under a cluster launcher jobs start
+    in other processes on other machines, which read it there."""
+    total = count_jobs(config)
+    sweep_dir = Path(config.hydra.sweep.dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / JOB_COUNT_FILE).write_text("" if total is None else str(total))
 
 
-class AnnounceJobs(Callback):
-    """Logs `job i/N: overrides` as each job starts (the count is shared through the sweep folder,
-    because under a cluster launcher jobs start in other processes on other machines)."""
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        total = count_jobs(config)
-        sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        (sweep_dir / JOB_COUNT_FILE).write_text("" if total is None else str(total))
-
-    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        hydra_cfg = config.hydra
-        if hydra_cfg.mode is None or str(hydra_cfg.mode) != "RunMode.MULTIRUN":
-            return
-        count_file = Path(hydra_cfg.sweep.dir) / JOB_COUNT_FILE
-        total = count_file.read_text().strip() if count_file.exists() else ""
-        overrides = " ".join(hydra_cfg.overrides.task) or "(defaults)"
-        log.info("job #%d (%d of %s): %s", hydra_cfg.job.num, hydra_cfg.job.num + 1, total or "?", overrides)
+def announce_job(config: DictConfig) -> None:
+    """Logs `job #n (i of N): overrides` as a job of a multirun starts."""
+    hydra_cfg = config.hydra
+    if hydra_cfg.mode is None or str(hydra_cfg.mode) != "RunMode.MULTIRUN":
+        return
+    count_file = Path(hydra_cfg.sweep.dir) / JOB_COUNT_FILE
+    total = count_file.read_text().strip() if count_file.exists() else ""
+    overrides = " ".join(hydra_cfg.overrides.task) or "(defaults)"
+    log.info("job #%d (%d of %s): %s", hydra_cfg.job.num, hydra_cfg.job.num + 1, total or "?", overrides)

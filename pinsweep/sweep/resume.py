@@ -21,9 +21,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from pinsweep.sweep.lock import FolderInUse, check_free
@@ -59,14 +57,13 @@ def resume_command(sweep_dir: str | Path, extra: list[str] | None = None) -> tup
     return argv, original_cwd if original_cwd.is_dir() else Path.cwd()
 
 
-class SaveSweepConfig(Callback):
-    """Writes `multirun.yaml` as a sweep starts, for sweepers that do not (Hydra's basic sweeper
-    does; the Optuna sweeper does not), so that `pinsweep.sweep.resume` can re-run the sweep."""
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(config, sweep_dir / SWEEP_CONFIG)
+def save_sweep_config(config: DictConfig) -> None:
+    """`multirun.yaml` as a sweep starts, for sweepers that do not write it (Hydra's basic sweeper does;
+    the Optuna sweeper does not), so that this module can re-run the sweep
+    (pinsweep.sweep.callbacks.SaveSweepConfig)."""
+    sweep_dir = Path(config.hydra.sweep.dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(config, sweep_dir / SWEEP_CONFIG)
 
 
 def main(argv: list[str] | None = None) -> int:
