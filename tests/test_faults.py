@@ -32,23 +32,6 @@ FAULTS = {
     "hang": "train:\n  inject_fault: hang\n  timeout_s: 3\n",
     "oom": "train:\n  inject_fault: oom\n",
 }
-# a job of 8 steps (inject_fault acts at the third), with one worker to kill
-SMALL_JOB = (
-    "data=synthetic",
-    "model=tiny",
-    "model.width=8",
-    "data.train_size=512",
-    "data.test_size=64",
-    "loader.batch_size=64",
-    "loader.num_workers=1",
-    "train.epochs=1",
-    "train.ceiling_steps=2",
-)
-
-
-def _job_rows(sweep_dir: Path) -> list[dict | None]:
-    job_dirs = sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
-    return [read_row(job_dir) for job_dir in job_dirs]
 
 
 def _pinsweep(*args: str) -> list[str]:
@@ -59,7 +42,7 @@ def _pinsweep(*args: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_one_sweep_survives_an_exception_a_killed_worker_a_timeout_and_oom(tmp_path):
+def test_one_sweep_survives_an_exception_a_killed_worker_a_timeout_and_oom(small_job, job_rows, tmp_path):
     group = tmp_path / "conf" / "fault"
     group.mkdir(parents=True)
     for name, body in FAULTS.items():
@@ -68,7 +51,7 @@ def test_one_sweep_survives_an_exception_a_killed_worker_a_timeout_and_oom(tmp_p
     result = subprocess.run(
         _pinsweep(
             "-m",
-            *SMALL_JOB,
+            *small_job,  # 8 steps (inject_fault acts at the third), with one worker to kill
             f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
             "+fault=" + ",".join(FAULTS),
             "hydra.sweeper.shuffle=false",  # job numbers in the order FAULTS lists them
@@ -81,7 +64,7 @@ def test_one_sweep_survives_an_exception_a_killed_worker_a_timeout_and_oom(tmp_p
     )
     assert result.returncode == 1, result.stderr[-3000:]  # jobs failed: the sweep says so, after the summary
 
-    rows = _job_rows(sweep_dir)
+    rows = job_rows(sweep_dir)
     assert [row["status"] for row in rows] == ["ok", "failed", "worker_killed", "timeout", "oom"], rows
     ok, raised, killed, timed_out, oom = rows
     assert ok["images_per_s"] > 0
@@ -134,10 +117,10 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads process children from Linux's /proc")
-def test_a_killed_sweep_keeps_its_finished_rows_and_a_rerun_completes_only_the_rest(tmp_path):
+def test_a_killed_sweep_keeps_its_finished_rows_and_a_rerun_completes_only_the_rest(small_job, job_rows, tmp_path):
     sweep_dir = tmp_path / "sweep"
     # 4 jobs; killed as soon as job 2's own process exists, which is seconds before it could finish
-    command = _pinsweep("-m", *SMALL_JOB, "train.repeat=0,1,2,3", f"hydra.sweep.dir={sweep_dir}")
+    command = _pinsweep("-m", *small_job, "train.repeat=0,1,2,3", f"hydra.sweep.dir={sweep_dir}")
     with open(tmp_path / "killed.log", "w") as log:
         sweep = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
@@ -171,7 +154,7 @@ def test_a_killed_sweep_keeps_its_finished_rows_and_a_rerun_completes_only_the_r
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "resume: job #0 already has an ok row, skipped" in rerun.stderr
     assert (first_row.stat().st_mtime_ns, first_row.read_bytes()) == before  # untouched
-    rows = _job_rows(sweep_dir)
+    rows = job_rows(sweep_dir)
     assert [row["status"] for row in rows] == ["ok"] * 4
     assert [row["train.repeat"] for row in rows] == [0, 1, 2, 3]
     assert not list(sweep_dir.rglob("row-replaced-*.csv"))  # nothing finished was replaced
@@ -183,14 +166,17 @@ def test_a_killed_sweep_keeps_its_finished_rows_and_a_rerun_completes_only_the_r
 
 
 @pytest.mark.slow
-def test_resume_reruns_the_failed_job_and_skips_the_finished_one(tmp_path):
+def test_a_failing_job_is_recorded_the_sweep_completes_and_resume_reruns_only_it(small_job, job_rows, tmp_path):
+    """A job that raises leaves a failed row, the sweep runs the next job and writes its summary, exits 1;
+    pinsweep.resume then re-runs the failed job alone (moved here from test_sweep.py and merged with the
+    resume test: one sweep, every assertion of both)."""
     sweep_dir = tmp_path / "sweep"
     first = subprocess.run(
         _pinsweep(
             "-m",
-            *SMALL_JOB,
-            "isolate=false",
-            "train.inject_fault=null,raise",
+            *small_job,
+            "isolate=false",  # a raising job in its own process: the sweep of four faults above
+            "train.inject_fault=raise,null",  # the failing job first: the one after it must still run
             "hydra.sweeper.shuffle=false",
             f"hydra.sweep.dir={sweep_dir}",
         ),
@@ -200,13 +186,27 @@ def test_resume_reruns_the_failed_job_and_skips_the_finished_one(tmp_path):
         timeout=600,
     )
     assert first.returncode == 1, first.stderr[-3000:]
-    ok_row, failed_row = sweep_dir / "0" / ROW_FILE, sweep_dir / "1" / ROW_FILE
+    failed, ok = job_rows(sweep_dir)
+    assert failed["status"] == "failed"
+    assert failed["error"] == "RuntimeError: injected fault (train.inject_fault=raise)"
+    assert ok["status"] == "ok" and ok["images_per_s"] > 0
+    # written by the end-of-sweep callback although a job failed; pandas reads the level null as NaN
+    summary = pd.read_csv(sweep_dir / "summary.csv")
+    assert len(summary) == 2
+    failing = summary[summary["train.inject_fault"] == "raise"].iloc[0]
+    assert (failing["n"], failing["n_failed"]) == (0, 1)
+    assert "job 0 failed: RuntimeError: injected fault" in failing["failures"]
+    healthy = summary[summary["train.inject_fault"].isna()].iloc[0]
+    assert (healthy["n"], healthy["n_failed"]) == (1, 0)
+    assert "job 0 failed" in first.stdout
+
+    failed_row, ok_row = sweep_dir / "0" / ROW_FILE, sweep_dir / "1" / ROW_FILE
     ok_before = (ok_row.stat().st_mtime_ns, ok_row.read_bytes())
     failed_before = failed_row.stat().st_mtime_ns
 
     argv, cwd = resume.resume_command(sweep_dir)
     assert argv[1:4] == ["-m", "pinsweep", "-m"]
-    assert "train.inject_fault=null,raise" in argv and argv[-1] == f"hydra.sweep.dir={sweep_dir.resolve()}"
+    assert "train.inject_fault=raise,null" in argv and argv[-1] == f"hydra.sweep.dir={sweep_dir.resolve()}"
     assert not any(arg.startswith("hydra.mode=") for arg in argv)
     assert cwd == tmp_path.resolve()
 
@@ -218,10 +218,10 @@ def test_resume_reruns_the_failed_job_and_skips_the_finished_one(tmp_path):
         timeout=600,
     )
     assert again.returncode == 1, again.stderr[-3000:]  # the injected fault fails again, and says so
-    assert "resume: job #0 already has an ok row, skipped" in again.stderr
+    assert "resume: job #1 already has an ok row, skipped" in again.stderr
     assert (ok_row.stat().st_mtime_ns, ok_row.read_bytes()) == ok_before
     assert failed_row.stat().st_mtime_ns > failed_before  # run again
-    assert [row["status"] for row in _job_rows(sweep_dir)] == ["ok", "failed"]
+    assert [row["status"] for row in job_rows(sweep_dir)] == ["failed", "ok"]
     summary = pd.read_csv(sweep_dir / "summary.csv")
     assert summary["n"].sum() == 1 and summary["n_failed"].sum() == 1
 

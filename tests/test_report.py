@@ -1,7 +1,7 @@
 """The end of a sweep: plots, report and its conclusion.
 
 The conclusion is tested on small fixed summary/effects frames with exact sentences; the plots and
-report on a real 2x2 sweep run in a subprocess (slow).
+report on a real 2x2 sweep run in a subprocess (slow): conftest.py's `grid_sweep`, shared with test_sweep.py.
 """
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from __future__ import annotations
 import html
 import math
 import re
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -254,31 +253,17 @@ def test_report_on_a_folder_without_rows_exits_with_one_line(tmp_path, capsys):
 
 # --------------------------------------------------------------------------------- a real small sweep
 
-GRID = {"0": ("true", "false"), "2": ("true", "false")}  # num_workers -> pin_memory levels
-
-
-@pytest.fixture(scope="module")
-def sweep_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """A real 2x2 CPU sweep of the tiny model on synthetic data, run like a user does."""
-    folder = tmp_path_factory.mktemp("sweep")
-    command = [
-        sys.executable, "-m", "pinsweep", "-m", "data=synthetic", "model=tiny", "train.epochs=1",
-        "data.train_size=1024", "data.test_size=256", "train.ceiling_steps=2", "loader.num_workers=0,2",
-        "loader.pin_memory=true,false", f"hydra.sweep.dir={folder}",
-    ]  # fmt: skip
-    result = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return folder, result
+GRID = {"0": ("true", "false"), "2": ("true", "false")}  # num_workers -> pin_memory levels of grid_sweep
 
 
 @pytest.fixture
-def sweep(sweep_run) -> Path:
-    return sweep_run[0]
+def sweep(grid_sweep) -> Path:
+    return grid_sweep.dir
 
 
 @pytest.mark.slow
-def test_sweep_end_prints_the_table_and_the_conclusion(sweep_run):
-    out = sweep_run[1].stdout
+def test_sweep_end_prints_the_table_and_the_conclusion(grid_sweep):
+    out = grid_sweep.result.stdout
     assert "pinsweep summary, fastest first" in out and "images/s [95% CI]" in out and "efficiency" in out
     assert "conclusion:" in out and "report.html" in out
 
@@ -315,15 +300,16 @@ def test_report_names_every_config_embeds_the_plots_and_states_the_conclusion(sw
     for heading in ("Summary", "Next sweep", "Per-axis effects", "Environment", "Failed jobs"):
         assert f"## {heading}" in markdown
     cpu = read_rows(sweep)["env.cpu_model"].iloc[0]
-    assert f"model tiny, data synthetic (pil pipeline), batch 256 | CPU: {cpu}" in markdown  # what was measured
+    assert f"model tiny, data synthetic (pil pipeline), batch 64 | CPU: {cpu}" in markdown  # what was measured
 
 
 @pytest.mark.slow
-def test_report_failure_at_sweep_end_keeps_the_summary(sweep, monkeypatch):
+def test_report_failure_at_sweep_end_keeps_the_summary(sweep, monkeypatch, tmp_path):
     from omegaconf import OmegaConf
 
     from pinsweep.sweep.callbacks import SummarizeOnMultirunEnd
 
+    sweep = shutil.copytree(sweep, tmp_path / "sweep")  # the shared sweep stays as it ran
     (sweep / "summary.csv").unlink()
 
     def broken(*args, **kwargs):
