@@ -59,16 +59,22 @@ class BlockFit:
         return estimate, se
 
 
-def fit_blocks(log_ips, config, block, n_configs: int) -> BlockFit:
-    """Fit mu_c + b_r to observations (log images/s, config index, round index)."""
-    log_ips = np.asarray(log_ips, dtype=float)
+def design_matrix(config, block, n_configs: int) -> np.ndarray:
+    """The model's design matrix: one indicator column per config, one per round after the first."""
     config = np.asarray(config, dtype=int)
     _, block = np.unique(np.asarray(block), return_inverse=True)
     n_blocks = int(block.max()) + 1 if len(block) else 0
-    design = np.zeros((len(log_ips), n_configs + max(n_blocks - 1, 0)))
-    design[np.arange(len(log_ips)), config] = 1.0
+    design = np.zeros((len(config), n_configs + max(n_blocks - 1, 0)))
+    design[np.arange(len(config)), config] = 1.0
     later = block > 0  # round 0 is the reference level of the round effects
     design[np.flatnonzero(later), n_configs + block[later] - 1] = 1.0
+    return design
+
+
+def fit_blocks(log_ips, config, block, n_configs: int) -> BlockFit:
+    """Fit mu_c + b_r to observations (log images/s, config index, round index)."""
+    log_ips = np.asarray(log_ips, dtype=float)
+    design = design_matrix(config, block, n_configs)
     pinv = np.linalg.pinv(design)
     coefficients = pinv @ log_ips
     rank = np.linalg.matrix_rank(design) if len(log_ips) else 0
@@ -145,27 +151,38 @@ class Comparisons:
         """Interval excludes 0 (ratio 1); None where there is no interval."""
         return [None if math.isnan(lo) else bool(lo > 0 or hi < 0) for lo, hi in zip(self.low, self.high)]
 
+    def equivalent(self, margin: float) -> list[bool | None]:
+        """Interval inside +-margin: the ratio lies between 1/(1+margin) and 1+margin (symmetric on the
+        log scale, so a -> b and b -> a make the same claim); None where there is no interval."""
+        bound = math.log1p(margin)
+        return [None if math.isnan(lo) else bool(-bound < lo and hi < bound) for lo, hi in zip(self.low, self.high)]
 
-def simultaneous(fit: BlockFit, contrasts: list[np.ndarray], confidence: float = CONFIDENCE) -> Comparisons:
+
+def simultaneous(
+    fit: BlockFit, contrasts: list[np.ndarray], confidence: float = CONFIDENCE, critical: float | None = None
+) -> Comparisons:
     """Estimates and simultaneous intervals (single-step max-t) for a family of contrasts.
 
     Contrasts the data cannot estimate, or cannot give an interval (no residual df), get NaNs and
-    stay out of the family."""
+    stay out of the family. `critical` replaces the single-look critical value (a sequential look's
+    boundary, pinsweep.analysis.sequential); there is then no fixed-sample p-value (NaN)."""
     count = len(contrasts)
     estimate, se = np.full(count, math.nan), np.full(count, math.nan)
     for index, weights in enumerate(contrasts):
         estimate[index], se[index] = fit.contrast(weights)
     low, high, p_adjusted = np.full(count, math.nan), np.full(count, math.nan), np.full(count, math.nan)
     member = np.flatnonzero(~np.isnan(se) & (se > 0))
-    critical = math.nan
+    sequential = critical is not None
     if len(member):
         matrix = np.array([contrasts[i] for i in member], dtype=float)
         cov = matrix @ fit.unscaled_cov @ matrix.T
-        critical = critical_value(cov, fit.df, confidence)
+        if not sequential:
+            critical = critical_value(cov, fit.df, confidence)
         low[member] = estimate[member] - critical * se[member]
         high[member] = estimate[member] + critical * se[member]
-        p_adjusted[member] = _adjusted_p(cov, fit.df, np.abs(estimate[member] / se[member]))
-    return Comparisons(estimate, se, low, high, p_adjusted, critical)
+        if not sequential:
+            p_adjusted[member] = _adjusted_p(cov, fit.df, np.abs(estimate[member] / se[member]))
+    return Comparisons(estimate, se, low, high, p_adjusted, math.nan if critical is None else float(critical))
 
 
 def _adjusted_p(cov: np.ndarray, df: int, statistics: np.ndarray) -> np.ndarray:
