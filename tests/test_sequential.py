@@ -7,10 +7,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pinsweep.analysis import sequential
 from pinsweep.analysis import sequential_sim as sim
+from pinsweep.analysis.summarize import OVERALL, Effect, open_comparisons, summarize
 
 SWEEPS = 300
 
@@ -97,3 +99,78 @@ def test_the_plan_refuses_what_cannot_work():
         sequential.Plan(min_rounds=3, max_rounds=2).check()
     with pytest.raises(ValueError, match="margin"):
         sequential.Plan(margin=5).check()
+
+
+# ------------------------------------------------------------------------- through the real summarizer
+
+
+def _rows(y: np.ndarray, device: str = "cpu", pin_memory: bool = False):
+    """Job rows of one simulated sweep y[config, round]: num_workers is the config (x pin_memory)."""
+    configs, rounds = y.shape
+    config, block = np.meshgrid(np.arange(configs), np.arange(rounds), indexing="ij")
+    frame = pd.DataFrame(
+        {
+            "loader.num_workers": (config // 2 if pin_memory else config).ravel(),
+            "train.repeat": block.ravel(),
+            "status": "ok",
+            "device": device,
+            "images_per_s": np.exp(y.ravel()),
+            "steady_s": 1.0,
+            "data_wait_s": 0.05,
+            "copy_s": 0.0,
+            "compute_s": 0.95,
+        }
+    )
+    if pin_memory:
+        frame["loader.pin_memory"] = np.where(config.ravel() % 2 == 1, "true", "false")
+    return frame
+
+
+def test_the_summarizer_uses_the_look_boundary_the_simulation_proves():
+    """A complete one-axis sweep at its 4th round: summary.csv's intervals are the estimate +- the same
+    critical value as sequential_sim's (the family there is many-to-one, here with the effects too)."""
+    plan = sequential.Plan()
+    y = sim.simulate(np.zeros(4), 4, "iid", 1, np.random.default_rng(0))[0]
+    stopping = sequential.Stopping(plan=plan.__dict__, rounds=4)
+    summary, _ = summarize(_rows(y), stopping=stopping)
+    fixed, _ = summarize(_rows(y))
+    critical = sim.critical_values(4, plan, "sequential")[0][4 - plan.min_rounds]
+    row = summary.iloc[1]
+    half = (math.log(row["speedup_ci_high"]) - math.log(row["speedup_ci_low"])) / 2
+    se = math.sqrt(((y - y.mean(1, keepdims=True) - y.mean(0) + y.mean()) ** 2).sum() / 9 * 2 / 4)
+    assert half == pytest.approx(critical * se, rel=1e-6)
+    assert (
+        (summary["speedup_ci_high"] - summary["speedup_ci_low"])
+        .iloc[1:]
+        .gt((fixed["speedup_ci_high"] - fixed["speedup_ci_low"]).iloc[1:])
+        .all()
+    )  # wider than the fixed analysis: the looks are paid for
+    assert summary["speedup_p"].isna().all()
+
+
+def test_equivalence_reaches_both_tables_and_an_inactive_setting_stays_inactive():
+    """On a quiet CPU: num_workers makes no difference (equivalent, resolved); pin_memory, whatever
+    it measures, is inactive, never equivalent; on CUDA the same pin_memory numbers are equivalent."""
+    y = sim.simulate(np.zeros(4), 6, "iid", 1, np.random.default_rng(2), scale=0.1)[0]
+    stopping = sequential.Stopping(plan=sequential.Plan(max_rounds=6).__dict__, rounds=6, state="limit")
+    summary, effects = summarize(_rows(y, pin_memory=True), stopping=stopping)
+    overall = effects[effects["held_fixed"] == OVERALL].set_index("axis")
+    assert overall.at["loader.num_workers", "effect"] == Effect.EQUIVALENT
+    assert overall.at["loader.pin_memory", "effect"] == Effect.INACTIVE
+    pinned = summary[summary["inactive"]]
+    assert len(pinned) == 1 and pinned["equivalent"].eq(False).all() and pinned["resolved"].isna().all()
+    assert summary["equivalent"].eq(True).sum() == 2 and summary["equivalence_margin"].eq(0.05).all()
+    assert open_comparisons(summary, effects) == []
+    _, on_gpu = summarize(_rows(y, device="cuda:0", pin_memory=True), stopping=stopping)
+    on_gpu = on_gpu[on_gpu["held_fixed"] == OVERALL].set_index("axis")
+    assert on_gpu.at["loader.pin_memory", "effect"] == Effect.EQUIVALENT
+
+
+def test_an_open_comparison_is_named():
+    y = sim.simulate(np.array([0.0, 0.03]), 3, "iid", 1, np.random.default_rng(3))[0]
+    summary, effects = summarize(_rows(y), stopping=sequential.Stopping(plan=sequential.Plan().__dict__, rounds=3))
+    assert open_comparisons(summary, effects) == [
+        "loader.num_workers=1 vs the baseline",
+        "loader.num_workers 0 -> 1 at (none)",
+        "loader.num_workers 0 -> 1 at all (geometric mean)",
+    ]

@@ -212,6 +212,10 @@ def boundaries(
     config = np.asarray(config, dtype=int)
     block = np.asarray(block, dtype=int)
     contrasts = np.atleast_2d(np.asarray(contrasts, dtype=float))
+    # a comparison stated twice (a one-axis sweep's speedup and its effect, a -> b and b -> a) is one
+    # member of the family: |T| is the same, and the Bonferroni bound counts members
+    leading = np.take_along_axis(contrasts, np.argmax(np.abs(contrasts) > 1e-12, axis=1)[:, None], axis=1)
+    contrasts = np.unique(np.round(contrasts * np.where(leading < 0, -1.0, 1.0), 12) + 0.0, axis=0)
     key = np.concatenate([config, block, contrasts.ravel(), np.asarray(rounds, dtype=float)]).astype(float)
     shapes = (len(config), int(n_configs), len(contrasts))
     fractions_key = tuple(float(f) for f in fractions)

@@ -5,8 +5,10 @@ the difference is real.
 
 The sweep axes are found, not declared: every config column whose value differs between rows is an
 axis (`train.repeat` is the replicate index, not an axis), so a new axis needs no code change.
-Writes `summary.csv` (one row per config) and `effects.csv` (each axis's effect with every other
-axis held fixed) into the sweep folder, prints both, and exits 1 when a job failed.
+`summarize_sweep` returns the two tables, summary (one row per config) and effects (each axis's effect
+with every other axis held fixed), as `Tables`; it prints nothing and writes nothing. `write_tables`
+writes them as summary.csv and effects.csv, `read_tables` reads them back. Presentation (pinsweep/present/)
+draws from `Tables` alone; the command above is pinsweep/summarize.py.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import math
 from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +26,10 @@ import pandas as pd
 from filelock import FileLock
 from omegaconf import OmegaConf
 
-from pinsweep.analysis import design, stats
+from pinsweep.analysis import design, sequential, stats
 from pinsweep.config import Config
 from pinsweep.record import CONFIG_GROUPS, flatten_config, read_rows
+from pinsweep.spelling import norm
 
 REPLICATE_KEYS = ("train.repeat",)
 ACCELERATOR_ONLY_AXES = ("loader.pin_memory", "loader.non_blocking", "loader.device_prefetch")
@@ -42,6 +45,7 @@ class Effect(str, Enum):
     FASTER = "faster"
     SLOWER = "slower"
     NOT_SIGNIFICANT = "none: not significant"
+    EQUIVALENT = "none: equivalent within the margin"  # the interval lies inside +-equivalence_margin
     INACTIVE = "none: inactive without an accelerator"
     NO_REPEATS = "unknown: needs train.repeat >= 2"
     TOO_FEW_REPEATS = "unknown: too few successful repeats for an interval"
@@ -70,17 +74,6 @@ class SummaryError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------ grouping
-
-
-def norm(value: Any) -> str:
-    """One spelling per value, as a user types it on the command line (true, 2, null)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "null"
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value)).lower()
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def level_key(level: str) -> tuple:
@@ -159,6 +152,16 @@ def verdict(efficiency: float, wait_frac: float, copy_frac: float) -> str:
     return "contended"
 
 
+def straggler(ok: pd.DataFrame) -> str:
+    """`rank 1` when most of a config's jobs name the same rank as the one whose stall dominates (the
+    breakdown and verdict are that rank's), else ''."""
+    if "straggler_rank" not in ok or not len(ok):
+        return ""
+    named = ok["straggler_rank"].dropna().astype(int)
+    counts = named[named >= 0].value_counts()
+    return f"rank {counts.index[0]}" if len(counts) and counts.iloc[0] > len(ok) / 2 else ""
+
+
 def _group_stats(group: pd.DataFrame) -> dict[str, Any]:
     ok = group[group["status"] == "ok"]
     ips = ok["images_per_s"].astype(float).to_numpy() if len(ok) else np.array([])
@@ -169,7 +172,9 @@ def _group_stats(group: pd.DataFrame) -> dict[str, Any]:
         f"{part}_frac": float((ok[f"{part}_s"] / steady).median()) if len(ok) and f"{part}_s" in ok else math.nan
         for part in ("data_wait", "host_wait", "copy", "compute")
     }
-    efficiency = float(np.median(ips) / _median(ok, "compute_ceiling_ips")) if len(ips) else math.nan
+    # the ceilings are one rank's (pinsweep.job.ranks): compared with what each rank trained
+    per_rank = ips / ok["ranks"].fillna(1).astype(float).to_numpy() if "ranks" in ok and len(ips) else ips
+    efficiency = float(np.median(per_rank) / _median(ok, "compute_ceiling_ips")) if len(ips) else math.nan
     failures = group[group["status"] != "ok"]
     return {
         "n": len(ok),
@@ -197,6 +202,11 @@ def _group_stats(group: pd.DataFrame) -> dict[str, Any]:
         "efficiency": efficiency,
         **fractions,
         "verdict": verdict(efficiency, fractions["data_wait_frac"], fractions["copy_frac"]) if len(ok) else "",
+        "straggler": straggler(ok),
+        # the CPU budget each job had and what it ran on it (pinsweep.job.ranks)
+        "cpu_cores": _median(ok, "cpu_cores"),
+        "cpu_processes": _median(ok, "cpu_processes"),
+        "cpu_threads": _median(ok, "cpu_threads"),
         "first_batch_s": _median(ok, "first_batch_s_median"),
         "test_accuracy": _median(ok, "test_accuracy"),
         "failures": "; ".join(
@@ -215,30 +225,46 @@ def on_accelerator(rows: pd.DataFrame) -> bool:
     return "device" in rows and rows["device"].astype(str).str.startswith("cuda").any()
 
 
-def inactive_axes(rows: pd.DataFrame, axes: list[str]) -> list[str]:
-    """Swept axes that cannot act on the device these jobs ran on (pin_memory without an accelerator)."""
+def _cannot_act_here(rows: pd.DataFrame, axes: list[str]) -> list[str]:
+    """The rule: swept axes that cannot act on the device these jobs ran on (pin_memory without an
+    accelerator). Their effects are written as Effect.INACTIVE; `inactive_axes` reads that back."""
     return [] if on_accelerator(rows) else [axis for axis in axes if axis in ACCELERATOR_ONLY_AXES]
 
 
+def inactive_axes(effects: pd.DataFrame) -> list[str]:
+    """The swept axes that cannot act here, as the effects table records them (every effect of the axis
+    is Effect.INACTIVE), in table order: never named in a finding, in a plot's title as a caveat. The one
+    source for plots, advice and report, also for tables read back from CSV or made by hand."""
+    if effects.empty:
+        return []
+    inactive = effects["effect"].map(Effect).eq(Effect.INACTIVE).groupby(effects["axis"], sort=False).all()
+    return [str(axis) for axis, flag in inactive.items() if flag]
+
+
 @dataclass
-class Sweep:
-    """The ok jobs as a block design: one index per config (summary row), one block per repeat round."""
+class _Design:
+    """The summarizer's working state: the ok jobs as a block design, one index per config (summary
+    row), one block per repeat round. What the summary says afterwards is `Tables`."""
 
     summary: pd.DataFrame
     axes: list[str]
     inactive: list[str]
     fit: design.BlockFit
     rounds: int
+    config_index: np.ndarray  # per ok job: its summary row (the fit's config)
+    round_index: np.ndarray  # per ok job: its round, 0, 1, ... in train.repeat order (the fit's block)
 
     @classmethod
-    def of(cls, keyed: pd.DataFrame, summary: pd.DataFrame, axes: list[str], inactive: list[str]) -> Sweep:
+    def of(cls, keyed: pd.DataFrame, summary: pd.DataFrame, axes: list[str], inactive: list[str]) -> _Design:
         ok = keyed[(keyed["status"] == "ok") & keyed["images_per_s"].astype(float).gt(0)]
         index = {tuple(r[a] for a in axes): i for i, r in summary.iterrows()}
         config = [index[tuple(r[f"_{a}"] for a in axes)] for _, r in ok.iterrows()]
         round_of = ok[REPLICATE_KEYS[0]].map(norm) if REPLICATE_KEYS[0] in ok else pd.Series("0", index=ok.index)
         log_ips = np.log(ok["images_per_s"].astype(float).to_numpy())
         fit = design.fit_blocks(log_ips, config, round_of.to_numpy(), len(summary))
-        return cls(summary, axes, inactive, fit, round_of.nunique())
+        labels = sorted(round_of.unique(), key=level_key)
+        rounds = round_of.map({label: i for i, label in enumerate(labels)}).to_numpy(dtype=int)
+        return cls(summary, axes, inactive, fit, round_of.nunique(), np.asarray(config, dtype=int), rounds)
 
     def config(self, levels: dict[str, str], ran: bool = True) -> int | None:
         """The summary row of the config with these levels (that has ok rows, when `ran`)."""
@@ -261,8 +287,11 @@ class Sweep:
         return Effect.NO_REPEATS if self.rounds < 2 else Effect.TOO_FEW_REPEATS
 
 
-def summarize(rows: pd.DataFrame, baseline: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(summary, effects) for a frame of job rows; see the module docstring."""
+def summarize(
+    rows: pd.DataFrame, baseline: str = "", stopping: sequential.Stopping | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(summary, effects) for a frame of job rows; see the module docstring. `stopping`: the record of a
+    rounds=auto sweep (pinsweep.analysis.sequential), whose intervals are that look's repeated ones."""
     if rows.empty or "status" not in rows:
         raise SummaryError("no job rows found: point at a sweep folder that holds <job>/row.csv files")
     if "images_per_s" not in rows:  # no job succeeded: still a summary, of failures
@@ -283,23 +312,25 @@ def summarize(rows: pd.DataFrame, baseline: str = "") -> tuple[pd.DataFrame, pd.
     summary = pd.DataFrame(records)
     if axes:
         summary = summary.sort_values(axes, key=lambda col: col.map(level_key)).reset_index(drop=True)
-    sweep = Sweep.of(keyed, summary, axes, inactive_axes(rows, axes))
+    sweep = _Design.of(keyed, summary, axes, _cannot_act_here(rows, axes))
     base_index, base, fallback_note = _baseline(sweep, base, baseline)
     summary.insert(len(axes), "baseline", summary.index == base_index)
     effects, effect_contrasts = axis_effects(sweep, base)
-    compare(sweep, summary, effects, speedup_contrasts(sweep, base_index) + effect_contrasts)
+    contrasts = speedup_contrasts(sweep, base_index) + effect_contrasts
+    compare(sweep, summary, effects, contrasts, stopping)
     if base_index is not None:
         summary.at[base_index, "speedup"] = 1.0
     ran = [c for c in range(len(summary)) if summary.at[c, "n"]]
     summary["could_be_fastest"] = pd.Series([None] * len(summary), dtype=object)
-    for c, flag in zip(ran, design.could_be_fastest(sweep.fit, ran)):
+    for c, flag in zip(ran, _could_be_fastest(sweep, ran, stopping)):
         summary.at[c, "could_be_fastest"] = flag
+    mark_resolved(summary, effects, contrasts)
     notes = [fallback_note, _accelerator_note(sweep.inactive), _shared_note(rows)]
     summary["note"] = "; ".join(filter(None, notes))
     return summary, effects
 
 
-def _baseline(sweep: Sweep, base: dict[str, str], requested: str) -> tuple[int | None, dict[str, str], str]:
+def _baseline(sweep: _Design, base: dict[str, str], requested: str) -> tuple[int | None, dict[str, str], str]:
     """The baseline config's summary row: the requested or default levels if they ran; else the first
     config that has ok rows, with a note saying so."""
     summary, axes = sweep.summary, sweep.axes
@@ -339,7 +370,7 @@ RATIO_COLUMNS = {
 }
 
 
-def speedup_contrasts(sweep: Sweep, base_index: int | None) -> list[Contrast]:
+def speedup_contrasts(sweep: _Design, base_index: int | None) -> list[Contrast]:
     if base_index is None:
         return []
     return [
@@ -349,28 +380,40 @@ def speedup_contrasts(sweep: Sweep, base_index: int | None) -> list[Contrast]:
     ]
 
 
-def compare(sweep: Sweep, summary: pd.DataFrame, effects: pd.DataFrame, contrasts: list[Contrast]) -> None:
-    """Fill both tables' ratios, simultaneous intervals, `significant` and `effect`.
+def compare(
+    sweep: _Design,
+    summary: pd.DataFrame,
+    effects: pd.DataFrame,
+    contrasts: list[Contrast],
+    stopping: sequential.Stopping | None = None,
+) -> None:
+    """Fill both tables' ratios, simultaneous intervals, `significant`, `equivalent` and `effect`.
 
     The claims (every config against the baseline, every axis effect) form ONE family, so that the
     chance of any false "significant" or "faster" in the whole sweep is 5%. Comparisons that differ
-    only in axes that cannot act here get their own family, for the numbers, and are never findings."""
+    only in axes that cannot act here get their own family, for the numbers, and are never findings.
+    `equivalent`: the interval lies inside +-margin, a claim of the same family. A rounds=auto sweep
+    (`stopping`) widens every interval to its last look's sequential boundary."""
+    margin = stopping.the_plan().margin if stopping else sequential.MARGIN
     tables = {"summary": summary, "effects": effects}
     for frame, columns in zip(tables.values(), RATIO_COLUMNS.values()):
         for column in (*columns, "repeats_needed"):
             frame[column] = math.nan
     summary["significant"] = pd.Series([None] * len(summary), dtype=object)
+    summary["equivalent"] = pd.Series([None] * len(summary), dtype=object)
+    summary["equivalence_margin"] = margin
     summary["inactive"] = False
     effects["effect"] = pd.Series([Effect.NOT_RUN] * len(effects), index=effects.index, dtype=object)
     for claim in (True, False):
         members = [c for c in contrasts if c.claim == claim and c.weights is not None]
-        result = design.simultaneous(sweep.fit, [c.weights for c in members])
+        result = design.simultaneous(sweep.fit, [c.weights for c in members], critical=_look(sweep, members, stopping))
         for k, contrast in enumerate(members):
             frame = tables[contrast.table]
             ratio, low, high, p_value = RATIO_COLUMNS[contrast.table]
             for column, value in ((ratio, result.estimate[k]), (low, result.low[k]), (high, result.high[k])):
                 frame.at[contrast.row, column] = math.exp(value)
             flag = result.significant[k] if claim else False
+            same = result.equivalent(margin)[k] if claim else False
             if claim:
                 frame.at[contrast.row, p_value] = result.p_adjusted[k]
             if flag is False and claim:
@@ -378,25 +421,79 @@ def compare(sweep: Sweep, summary: pd.DataFrame, effects: pd.DataFrame, contrast
                 frame.at[contrast.row, "repeats_needed"] = needed
             if contrast.table == "summary":
                 summary.at[contrast.row, "significant"] = flag
+                summary.at[contrast.row, "equivalent"] = same
                 summary.at[contrast.row, "inactive"] = not claim
             else:
-                effects.at[contrast.row, "effect"] = _effect_word(flag, result.estimate[k], claim, sweep)
+                effects.at[contrast.row, "effect"] = _effect_word(flag, result.estimate[k], claim, sweep, same)
     for contrast in contrasts:  # an inactive axis is inactive, whether or not its strata ran
         if contrast.table == "effects" and not contrast.claim:
             effects.at[contrast.row, "effect"] = Effect.INACTIVE
 
 
-def _effect_word(flag: bool | None, estimate: float, claim: bool, sweep: Sweep) -> Effect:
+def _look(sweep: _Design, members: list[Contrast], stopping: sequential.Stopping | None) -> float | None:
+    """A rounds=auto sweep's critical value for this family at its last look; None: the fixed analysis."""
+    if stopping is None or not members:
+        return None
+    weights = np.array([c.weights for c in members])
+    plan = stopping.the_plan()
+    n_configs = len(sweep.summary)
+    return sequential.critical_now(sweep.config_index, sweep.round_index, n_configs, weights, plan, stopping.final)
+
+
+def _could_be_fastest(sweep: _Design, ran: list[int], stopping: sequential.Stopping | None) -> list[bool | None]:
+    """Hsu's multiple comparisons with the best; in a rounds=auto sweep, not beaten by another config
+    beyond the pairwise family's sequential interval."""
+    if stopping is None:
+        return design.could_be_fastest(sweep.fit, ran)
+    family = sequential.pairwise(ran, len(sweep.summary))
+    critical = _look(sweep, [Contrast("summary", 0, w, True) for w in family], stopping)
+    out = sequential.ruled_out(sweep.fit, ran, math.nan if critical is None else critical)
+    return [None if flag is None else not flag for flag in out]
+
+
+def mark_resolved(summary: pd.DataFrame, effects: pd.DataFrame, contrasts: list[Contrast]) -> None:
+    """`resolved` per claim: significant, equivalent, or settled for the choice (every config it weighs
+    is ruled out of being the fastest); None where it is no claim (the baseline, inactive settings) or
+    has nothing to judge (a config that never ran). What a rounds=auto sweep waits for."""
+    summary["resolved"] = pd.Series([None] * len(summary), dtype=object)
+    effects["resolved"] = pd.Series([None] * len(effects), index=effects.index, dtype=object)
+    out = summary["could_be_fastest"].eq(False).to_numpy()
+    for contrast in contrasts:
+        if not contrast.claim or contrast.weights is None:
+            continue
+        settled = bool(out[np.abs(contrast.weights) > 0].all())
+        if contrast.table == "summary":
+            decided = summary.at[contrast.row, "significant"] is True or summary.at[contrast.row, "equivalent"] is True
+            summary.at[contrast.row, "resolved"] = decided or settled
+        else:
+            word = Effect(effects.at[contrast.row, "effect"])
+            effects.at[contrast.row, "resolved"] = word.acts or word is Effect.EQUIVALENT or settled
+
+
+def open_comparisons(summary: pd.DataFrame, effects: pd.DataFrame) -> list[str]:
+    """The claims not yet resolved, each as `config vs baseline` or `axis level vs reference (held fixed)`."""
+    axes = [c for c in summary.columns[: list(summary.columns).index("baseline")]] if "baseline" in summary else []
+    said = []
+    for _, record in summary[summary["resolved"].eq(False)].iterrows():
+        said.append(", ".join(f"{a}={record[a]}" for a in axes) + " vs the baseline")
+    for _, record in effects[effects["resolved"].eq(False)].iterrows():
+        said.append(f"{record['axis']} {record['reference']} -> {record['level']} at {record['held_fixed']}")
+    return said
+
+
+def _effect_word(flag: bool | None, estimate: float, claim: bool, sweep: _Design, same: bool | None = None) -> Effect:
     if not claim:
         return Effect.INACTIVE
     if flag is None:
         return sweep.why_no_interval()
+    if same:
+        return Effect.EQUIVALENT
     if not flag:
         return Effect.NOT_SIGNIFICANT
     return Effect.FASTER if estimate > 0 else Effect.SLOWER
 
 
-def axis_effects(sweep: Sweep, base: dict[str, str]) -> tuple[pd.DataFrame, list[Contrast]]:
+def axis_effects(sweep: _Design, base: dict[str, str]) -> tuple[pd.DataFrame, list[Contrast]]:
     """Each axis's effect with every other axis held fixed: per stratum (one combination of the other
     axes) the contrast of each level against the baseline level, then per level the average of those
     contrasts over the strata where both ran (a geometric mean of ratios). Returns the table's rows,
@@ -447,30 +544,97 @@ def _shared_note(rows: pd.DataFrame) -> str:
 # ---------------------------------------------------------------------------------------- the folder
 
 
+def axes_of(summary: pd.DataFrame) -> list[str]:
+    """A summary's swept axes: its columns named after a config group, in summary order."""
+    return [c for c in summary.columns if c.split(".", 1)[0] in CONFIG_GROUPS]
+
+
+def _ok(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[rows["status"] == "ok"] if "status" in rows and (rows["status"] == "ok").any() else rows
+
+
 @dataclass
 class Tables:
-    """A summarized sweep, in memory: what the terminal, the plots and the report are drawn from."""
+    """A summarized sweep, in memory: what the terminal, the plots, the advice and the report are drawn
+    from, as torch.utils.benchmark's Measurement is what its Compare renders. Made by `summarize_sweep`
+    or `read_tables`, or from frames made by hand (`rows` None: what only the rows know is unknown).
+    Presentation reads the facts below from here, never derives them again."""
 
     summary: pd.DataFrame
     effects: pd.DataFrame
-    rows: pd.DataFrame
+    rows: pd.DataFrame | None = None
+    stopping: sequential.Stopping | None = None  # rounds=auto: how many rounds ran and why the sweep stopped
 
     @property
     def failed(self) -> int:
+        """Jobs that did not finish ok (failed, interrupted, missing, corrupt)."""
+        if self.rows is None:
+            return int(self.summary["n_failed"].sum()) if "n_failed" in self.summary else 0
         return int((self.rows["status"] != "ok").sum())
 
+    @cached_property
+    def axes(self) -> list[str]:
+        return axes_of(self.summary)
 
-def summarize_sweep(sweep_dir: str | Path, baseline: str = "") -> Tables:
-    """Summarize a sweep folder's rows and write summary.csv and effects.csv into it."""
+    @cached_property
+    def inactive(self) -> list[str]:
+        return inactive_axes(self.effects)
+
+    @cached_property
+    def accelerator(self) -> bool | None:
+        """Whether the jobs ran on an accelerator; None when no rows tell (an axis inactive without an
+        accelerator still says there was none)."""
+        if self.rows is not None and "device" in self.rows:
+            return bool(on_accelerator(self.rows))
+        return False if self.inactive else None
+
+    @cached_property
+    def cores(self) -> int | None:
+        """The CPU cores the jobs saw (the fewest, if they differ), None when no rows tell."""
+        return self._least("env.cpu_count")
+
+    @cached_property
+    def threads(self) -> int | None:
+        """The training process's intra-op threads (torch.get_num_threads())."""
+        return self._least("env.torch_threads")
+
+    def _least(self, column: str) -> int | None:
+        if self.rows is None or column not in self.rows or _ok(self.rows)[column].dropna().empty:
+            return None
+        return int(_ok(self.rows)[column].dropna().min())
+
+    def fixed(self, column: str) -> str | None:
+        """A setting's value in every ok job, when the rows hold it and it did not vary."""
+        if self.rows is None or column not in self.rows:
+            return None
+        values = _ok(self.rows)[column].dropna().map(norm).unique()
+        return values[0] if len(values) == 1 else None
+
+    def setting(self, record: pd.Series, column: str) -> str | None:
+        """A config's value of a setting: its axis level when swept, else the jobs' fixed value."""
+        return str(record[column]) if column in self.axes else self.fixed(column)
+
+
+def summarize_sweep(sweep_dir: str | Path, baseline: str = "", rows: pd.DataFrame | None = None) -> Tables:
+    """A sweep folder's rows (read here unless the caller has them) summarized: the tables, in memory.
+    Prints nothing and writes nothing; `write_tables` writes them."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise SummaryError(f"{sweep_dir}: no such sweep folder (look under multirun/)")
-    rows = read_rows(sweep_dir)
-    summary, effects = summarize(rows, baseline)
+    rows = read_rows(sweep_dir) if rows is None else rows
+    stopping = sequential.read_stopping(sweep_dir)  # a rounds=auto sweep: its looks' boundaries
+    summary, effects = summarize(rows, baseline, stopping)
+    return Tables(summary, effects, rows, stopping)
+
+
+def write_tables(tables: Tables, sweep_dir: str | Path) -> tuple[Path, Path]:
+    """summary.csv and effects.csv into the sweep folder; returns their paths."""
+    sweep_dir = Path(sweep_dir)
+    paths = sweep_dir / "summary.csv", sweep_dir / "effects.csv"
     with FileLock(sweep_dir / ".summary.lock"):  # the end-of-sweep callback and a user may both write
-        summary.to_csv(sweep_dir / "summary.csv", index=False)
-        effects.to_csv(sweep_dir / "effects.csv", index=False)
-    return Tables(summary, effects, rows)
+        tables.summary.to_csv(paths[0], index=False)
+        tables.effects.to_csv(paths[1], index=False)
+    return paths
 
 
 def read_summary(path: str | Path) -> pd.DataFrame:
@@ -493,8 +657,10 @@ def read_effects(path: str | Path) -> pd.DataFrame:
     return effects
 
 
-def read_tables(sweep_dir: str | Path) -> Tables:
-    """The tables a previous summary wrote into the folder, with the folder's rows."""
+def read_tables(sweep_dir: str | Path, rows: pd.DataFrame | None = None) -> Tables:
+    """The tables a previous summary wrote into the folder, with the folder's rows (read here unless the
+    caller has them)."""
     sweep_dir = Path(sweep_dir)
     summary, effects = read_summary(sweep_dir / "summary.csv"), read_effects(sweep_dir / "effects.csv")
-    return Tables(summary, effects, read_rows(sweep_dir))
+    rows = read_rows(sweep_dir) if rows is None else rows
+    return Tables(summary, effects, rows, sequential.read_stopping(sweep_dir))
