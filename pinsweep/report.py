@@ -1,8 +1,33 @@
-"""`python -m pinsweep.report`: the command; the work is in `pinsweep.present.report`."""
+"""`python -m pinsweep.report` (also `pinsweep-report`): the report of a sweep folder.
 
+    python -m pinsweep.report multirun/2026-11-24_10-00-00 [--baseline loader.num_workers=0]
+
+Writes report.html (self-contained), report.md and the plots into the folder, and prints the conclusion;
+summarizes first when summary.csv is missing or older than a job's row. Exits 2 on a folder without
+rows. The work: pinsweep.sweep.results.report_command.
+"""
+
+from __future__ import annotations
+
+import argparse
 import sys
 
-from pinsweep.present.report import main
+from pinsweep.analysis.summarize import SummaryError
+from pinsweep.sweep.results import report_command
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pinsweep.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("sweep_dir", help="a sweep folder, e.g. multirun/2026-11-24_10-00-00")
+    parser.add_argument("--baseline", default="", help="re-summarize against e.g. loader.num_workers=0")
+    args = parser.parse_args(argv)
+    try:
+        report_command(args.sweep_dir, args.baseline)
+    except SummaryError as error:
+        print(f"pinsweep.report: {error}", file=sys.stderr)
+        return 2
+    return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

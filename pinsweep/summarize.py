@@ -1,8 +1,32 @@
-"""`python -m pinsweep.summarize`: the command; the work is in `pinsweep.present.terminal`."""
+"""`python -m pinsweep.summarize` (also `pinsweep-summarize`): summarize a sweep folder.
 
+    python -m pinsweep.summarize multirun/2026-11-24_10-00-00 [--baseline loader.num_workers=0]
+
+Writes summary.csv and effects.csv into the folder and prints them; exits 1 when a job failed, 2 on a
+folder without rows or a baseline the sweep did not run. The work: pinsweep.sweep.results.summarize_folder.
+"""
+
+from __future__ import annotations
+
+import argparse
 import sys
 
-from pinsweep.present.terminal import main
+from pinsweep.analysis.summarize import SummaryError
+from pinsweep.sweep.results import summarize_folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pinsweep.summarize", description=__doc__.split("\n\n")[0])
+    parser.add_argument("sweep_dir", help="a sweep folder, e.g. multirun/2026-11-24_10-00-00")
+    parser.add_argument("--baseline", default="", help="e.g. loader.pin_memory=false,loader.num_workers=0")
+    args = parser.parse_args(argv)
+    try:
+        tables = summarize_folder(args.sweep_dir, args.baseline)
+    except SummaryError as error:
+        print(f"pinsweep.summarize: {error}", file=sys.stderr)
+        return 2
+    return 1 if tables.failed else 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

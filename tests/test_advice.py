@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from pinsweep.analysis.summarize import OVERALL
+from pinsweep.analysis.summarize import OVERALL, Tables
 from pinsweep.config import validate
 from pinsweep.present.advice import advise
 
@@ -108,7 +108,7 @@ def quick_like() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_contention_names_the_budget_and_never_advises_more_workers(composes):
     summary, effects = quick_like()
-    advice = advise(summary, effects, rows_of(summary, cores=2))
+    advice = advise(Tables(summary, effects, rows_of(summary, cores=2)))
     text = " ".join(advice.sentences)
     assert "more loader.num_workers could help" not in text
     assert (
@@ -142,7 +142,7 @@ def test_workers_that_help_a_starved_loader_are_recommended_with_their_dataloade
     effects = pd.DataFrame([(NW, "2", "0", lvl, 2.0, 1.8, 2.2, "faster", NAN) for lvl in ("(none)", OVERALL)],
                            columns=EFFECT_COLUMNS)  # fmt: skip
     rows = rows_of(summary, cores=8, **{"data.sample_delay_ms": 2.0, PM: False})
-    advice = advise(summary, effects, rows)
+    advice = advise(Tables(summary, effects, rows))
     recommended = advice.recommendation
     assert recommended.overrides == (f"{NW}=2",) and recommended.speedup == "2.00x [1.80, 2.20]"
     assert recommended.dataloader == (
@@ -169,7 +169,7 @@ def test_a_starved_jpeg_folder_loader_is_pointed_at_the_faster_decoder_not_the_t
                            columns=EFFECT_COLUMNS)  # fmt: skip
     # ImageFolder has no in-memory arrays: data.pipeline=tensor cannot run on it, torchvision's decoder can
     rows = rows_of(summary, cores=8, **{"data.name": "imagefolder", "data.decoder": "pil", PM: False})
-    advice = advise(summary, effects, rows)
+    advice = advise(Tables(summary, effects, rows))
     assert any("more loader.num_workers or data.decoder=torchvision could help" in s for s in advice.sentences)
     assert not any("data.pipeline=tensor" in s for s in advice.sentences)
 
@@ -183,7 +183,7 @@ def test_nothing_significant_keeps_the_defaults_and_plans_the_repeats(composes):
     )
     effects = pd.DataFrame([(NW, "4", "0", lvl, 1.04, 0.95, 1.14, NOT_SIGNIFICANT, 9) for lvl in ("(none)", OVERALL)],
                            columns=EFFECT_COLUMNS)  # fmt: skip
-    advice = advise(summary, effects, rows_of(summary, cores=16))
+    advice = advise(Tables(summary, effects, rows_of(summary, cores=16)))
     assert advice.recommendation is None
     assert (
         "The defaults are fine here: no config beats the baseline (num_workers=0) significantly; that would change "
@@ -206,7 +206,7 @@ def test_copy_bound_on_a_gpu_suggests_pinned_asynchronous_copies_unless_measured
     )
     effects = pd.DataFrame([(NW, "4", "0", lvl, 1.67, 1.5, 1.8, "faster", NAN) for lvl in ("(none)", OVERALL)],
                            columns=EFFECT_COLUMNS)  # fmt: skip
-    advice = advise(summary, effects, rows_of(summary, cores=16, device="cuda:0", **{PM: False}))
+    advice = advise(Tables(summary, effects, rows_of(summary, cores=16, device="cuda:0", **{PM: False})))
     assert any("loader.pin_memory=true with loader.non_blocking=true could help" in s for s in advice.sentences), (
         advice.sentences
     )
@@ -232,7 +232,7 @@ def test_copy_bound_on_a_gpu_suggests_pinned_asynchronous_copies_unless_measured
             ),
         ]
     )
-    advice = advise(swept, measured, rows_of(swept, cores=16, device="cuda:0"))
+    advice = advise(Tables(swept, measured, rows_of(swept, cores=16, device="cuda:0")))
     assert not any("loader.pin_memory=true" in s and "could help" in s for s in advice.sentences)
     assert (
         "Not loader.pin_memory=true: the sweep measured it as no faster (pin_memory false -> true at "

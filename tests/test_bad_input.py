@@ -17,7 +17,7 @@ import pytest
 import torch
 from torchvision.datasets import CIFAR10
 
-from pinsweep.present import terminal
+from pinsweep import summarize as summarize_command
 from pinsweep.record import ROW_FILE, read_row
 
 pytestmark = pytest.mark.slow
@@ -31,6 +31,7 @@ FAST_JOB = (
     "data.test_size=64",  # no loader.* here: a command-line override would win over the bad option's value
     "train.epochs=1",
     "train.ceiling_steps=2",
+    "train.ceiling_budget_s=0.2",  # the one job that runs (pin_memory's warning) needs a ceiling, not a precise one
     "isolate=false",  # validation fails within the sweep's own process: no job process to start
 )
 
@@ -220,7 +221,7 @@ def test_summarize_on_a_folder_without_rows(tmp_path):
     ],
 )
 def test_summarize_with_a_baseline_that_matches_no_group(bad_sweep, capsys, baseline, words):
-    assert terminal.main([str(bad_sweep["sweep_dir"]), "--baseline", baseline]) == 2
+    assert summarize_command.main([str(bad_sweep["sweep_dir"]), "--baseline", baseline]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1
     for word in words:

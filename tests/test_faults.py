@@ -19,9 +19,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from pinsweep.app import classify, run_and_record
 from pinsweep.job.train import JobTimeout, time_limit
-from pinsweep.present.terminal import summarize_and_report
 from pinsweep.record import ROW_FILE, read_row, read_rows, write_row
 from pinsweep.sweep import resume
+from pinsweep.sweep.results import summarize_folder
 
 # one fault per job, each a config group option, so that only the hanging job has a time limit
 # (a limit on every job would have to cover the slowest healthy job on a loaded machine)
@@ -146,7 +146,7 @@ def test_a_killed_sweep_keeps_its_finished_rows_and_a_rerun_completes_only_the_r
     assert not any(_alive(pid) for pid in job_processes), "a job process outlived the killed sweep"
 
     # the summary of the killed sweep: job 1 is `missing`, not an error
-    assert summarize_and_report(sweep_dir).failed == 1
+    assert summarize_folder(sweep_dir).failed == 1
     assert read_rows(sweep_dir)["status"].tolist() == ["ok", "missing"]
 
     before = (first_row.stat().st_mtime_ns, first_row.read_bytes())

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pinsweep.analysis.summarize import OVERALL, read_effects, read_summary
+from pinsweep import report as report_command
+from pinsweep.analysis.summarize import OVERALL, Tables, read_effects, read_summary
 from pinsweep.present import plots, report, wording
 from pinsweep.record import read_rows
 
@@ -102,7 +103,7 @@ def test_conclusion_names_the_axis_that_matters_and_the_inactive_one():
             (PM, "true", "false", OVERALL, 1.00, 0.96, 1.05, INACTIVE),
         ]
     )
-    assert report.conclusion(summary, effects) == [
+    assert report.conclusion(Tables(summary, effects)) == [
         "num_workers is what matters here: 0 -> 2 is 1.78x [1.60, 2.00].",
         "pin_memory changes nothing on this machine: it is inactive without an accelerator, so the measured "
         "false -> true ratio, 1.00x [0.96, 1.05], is noise or drift.",
@@ -136,7 +137,7 @@ def test_conclusion_reports_an_interaction_and_ranks_axes_by_effect_size():
             (PIPE, "tensor", "pil", OVERALL, 2.69, 2.20, 3.20, "faster"),
         ]
     )
-    assert report.conclusion(summary, effects) == [
+    assert report.conclusion(Tables(summary, effects)) == [
         "pipeline is what matters here: pil -> tensor is 2.69x [2.20, 3.20].",
         "num_workers has no consistent effect (0 -> 2 is 1.08x [0.90, 1.30] overall), but it depends on pipeline: "
         "at data.pipeline=pil 0 -> 2 is 1.20x [1.10, 1.30] (faster).",
@@ -172,7 +173,7 @@ def test_conclusion_with_one_run_per_config_a_failed_config_and_a_mismeasured_ce
             (NW, "2", "0", OVERALL, 0.6, NAN, NAN, "unknown: needs train.repeat >= 2"),
         ]
     )
-    assert report.conclusion(summary, effects) == [
+    assert report.conclusion(Tables(summary, effects)) == [
         "num_workers: 0 -> 2 measured 0.60x, but without a confidence interval (a config with fewer than 2 "
         "successful runs) that cannot be told from noise.",
         "The fastest config is the baseline, num_workers=0, at 1000 images/s.",
@@ -211,7 +212,7 @@ def test_conclusion_when_nothing_matters():
             (PW, "true", "false", OVERALL, 1.02, 0.70, 1.40, "none: not significant"),
         ]
     ).assign(repeats_needed=[NAN, NAN, 40, NAN, NAN, 12])  # as summarize() plans them, for non-findings
-    assert report.conclusion(summary, effects) == [
+    assert report.conclusion(Tables(summary, effects)) == [
         "No swept setting changes throughput measurably here.",
         "persistent_workers changes nothing measurable at any pin_memory (false -> true is 1.02x [0.70, 1.40]); "
         "about 12 repeats (train.repeat=0,...,11) would resolve a difference of this size.",
@@ -245,7 +246,7 @@ def test_table_cells_sort_fastest_first_and_name_failure_kinds():
 
 
 def test_report_on_a_folder_without_rows_exits_with_one_line(tmp_path, capsys):
-    assert report.main([str(tmp_path)]) == 2
+    assert report_command.main([str(tmp_path)]) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0
     assert "no job rows" in error and str(tmp_path) in error
@@ -291,7 +292,7 @@ def test_report_names_every_config_embeds_the_plots_and_states_the_conclusion(sw
     for name in ("throughput", "heatmap", "breakdown"):
         assert f"]({name}.png)" in markdown
     summary, effects = read_summary(sweep / "summary.csv"), read_effects(sweep / "effects.csv")
-    sentences = report.conclusion(summary, effects, read_rows(sweep))
+    sentences = report.conclusion(Tables(summary, effects, read_rows(sweep)))
     assert any(s.startswith("pin_memory changes nothing on this machine") for s in sentences)
     for sentence in sentences:
         assert f"- {sentence}" in markdown

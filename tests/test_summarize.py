@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from pinsweep import summarize as summarize_command
 from pinsweep.analysis.summarize import OVERALL, SummaryError, find_axes, summarize, verdict
-from pinsweep.present import terminal
 from pinsweep.record import CONFIG_GROUPS, flatten_config, write_row
+from pinsweep.sweep.results import summarize_folder
 
 # images/s of three repeats (rounds) per (pin_memory, num_workers); medians 102, 200, 101, 202
 GRID_IPS = {
@@ -391,7 +392,7 @@ def _read_summary(sweep_dir) -> pd.DataFrame:
 
 def test_cli_writes_the_summary_and_the_effects(tmp_path, full_config, capsys):
     _write_sweep(tmp_path, full_config)
-    assert terminal.main([str(tmp_path)]) == 0
+    assert summarize_command.main([str(tmp_path)]) == 0
     summary = _read_summary(tmp_path)
     assert summary.index.tolist() == [(False, 0), (False, 2), (True, 0), (True, 2)]
     assert summary["speedup"].tolist() == pytest.approx([1.0, 200 / 100, 101 / 100, 198 / 100])
@@ -403,13 +404,13 @@ def test_cli_writes_the_summary_and_the_effects(tmp_path, full_config, capsys):
 
 def test_cli_takes_a_baseline(tmp_path, full_config):
     _write_sweep(tmp_path, full_config)
-    assert terminal.main([str(tmp_path), "--baseline", "loader.num_workers=2"]) == 0
+    assert summarize_command.main([str(tmp_path), "--baseline", "loader.num_workers=2"]) == 0
     assert _read_summary(tmp_path)["baseline"].tolist() == [False, True, False, False]
 
 
 def test_cli_exits_1_after_writing_when_a_job_failed(tmp_path, full_config, capsys):
     _write_sweep(tmp_path, full_config, statuses=("ok", "failed", "ok", "missing"))
-    assert terminal.main([str(tmp_path)]) == 1
+    assert summarize_command.main([str(tmp_path)]) == 1
     summary = _read_summary(tmp_path)
     assert summary["n"].tolist() == [1, 0, 1, 0]
     assert summary["n_failed"].tolist() == [0, 1, 0, 1]
@@ -419,9 +420,9 @@ def test_cli_exits_1_after_writing_when_a_job_failed(tmp_path, full_config, caps
     assert "job 1 failed" in printed and "RuntimeError: boom" in printed
 
 
-def test_summarize_and_report_counts_failed_and_missing_jobs(tmp_path, full_config):
+def test_summarize_folder_counts_failed_and_missing_jobs(tmp_path, full_config):
     _write_sweep(tmp_path, full_config, statuses=("ok", "failed", "ok", "missing"))
-    assert terminal.summarize_and_report(tmp_path).failed == 2
+    assert summarize_folder(tmp_path).failed == 2
 
 
 @pytest.mark.parametrize("make", ["empty", "absent"])
@@ -429,14 +430,14 @@ def test_cli_exits_2_on_a_folder_without_rows(tmp_path, capsys, make):
     folder = tmp_path / "sweep"
     if make == "empty":
         folder.mkdir()
-    assert terminal.main([str(folder)]) == 2
+    assert summarize_command.main([str(folder)]) == 2
     assert "pinsweep.summarize:" in capsys.readouterr().err
     assert not (folder / "summary.csv").exists()
 
 
 def test_cli_exits_2_on_a_baseline_that_matches_no_axis(tmp_path, full_config, capsys):
     _write_sweep(tmp_path, full_config)
-    assert terminal.main([str(tmp_path), "--baseline", "loader.batch_size=64"]) == 2
+    assert summarize_command.main([str(tmp_path), "--baseline", "loader.batch_size=64"]) == 2
     assert "loader.batch_size" in capsys.readouterr().err
 
 

@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pinsweep.analysis.summarize import SummaryError, find_axes, norm, summarize
+from pinsweep.analysis.summarize import SummaryError, find_axes, summarize
 from pinsweep.present.wording import ips, ratio_interval
+from pinsweep.spelling import norm
 from pinsweep.sweep.order import REPEAT_KEY, pinsweep_order
 
 CONFIRM_DIR = "confirm"  # the confirmation sweep's folder, inside the search's
@@ -132,8 +133,11 @@ def baseline_text(rows: pd.DataFrame, plan_: Plan) -> str:
     return ",".join(f"{a}={plan_.baseline[a]}" for a in find_axes(rows) if a in plan_.baseline)
 
 
-def judge(rows: pd.DataFrame, plan_: Plan, search_pick: Settings, search_value: float) -> Outcome:
-    """Summarize the confirmation rows against the baseline and decide the confirmed pick."""
+def judge(
+    rows: pd.DataFrame, plan_: Plan, search_pick: Settings, search_value: float, summary: pd.DataFrame | None = None
+) -> Outcome:
+    """Decide the confirmed pick from the confirmation's summary against the baseline: `summary`, when the
+    caller summarized the rows already (the sweeper, which writes and reports it), else summarized here."""
     outcome = Outcome(
         search_pick=search_pick,
         search_images_per_s=search_value,
@@ -147,7 +151,8 @@ def judge(rows: pd.DataFrame, plan_: Plan, search_pick: Settings, search_value: 
     )
     axes = [a for a in find_axes(rows) if a in plan_.baseline]
     try:
-        summary, _ = summarize(rows, baseline_text(rows, plan_))
+        if summary is None:
+            summary, _ = summarize(rows, baseline_text(rows, plan_))
     except SummaryError as error:  # the baseline failed in every round: nothing to compare against
         outcome.note = f"no confirmation: {error}"
         return outcome

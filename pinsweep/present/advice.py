@@ -1,7 +1,7 @@
 """What to do after a sweep, from the sweep's own evidence: advice that never names a change the sweep
 measured as no faster, the next sweep as ready-to-run commands, and the configuration to use.
 
-    advice = advise(summary, effects, rows)  # rows (optional) give the cores, the device, the job's settings
+    advice = advise(Tables(summary, effects, rows))  # rows (optional): the cores, device, job settings
     advice.sentences       # each cites the configs or effect rows it rests on
     advice.recommendation  # the DataLoader(...) call and Hydra overrides, or None: the defaults hold
     advice.commands        # one or two `python -m pinsweep -m ...` lines
@@ -27,12 +27,13 @@ from pinsweep.analysis.summarize import (
     OVERALL,
     REPLICATE_KEYS,
     Effect,
+    Tables,
     level_key,
-    norm,
     schema_defaults,
 )
-from pinsweep.present.wording import axes_of, claim_label, interval, ips, missing, ratio, short_name
+from pinsweep.present.wording import claim_label, interval, ips, missing, ratio, short_name
 from pinsweep.record import CONFIG_GROUPS
+from pinsweep.spelling import norm
 
 NUM_WORKERS, PIPELINE, DECODER = "loader.num_workers", "data.pipeline", "data.decoder"
 PIN_MEMORY, NON_BLOCKING = "loader.pin_memory", "loader.non_blocking"
@@ -65,32 +66,8 @@ class Advice:
     commands: list[NextSweep] = field(default_factory=list)
 
 
-@dataclass
-class _Sweep:
-    """The tables plus what only the rows know: cores, threads, device, the job's fixed settings."""
-
-    summary: pd.DataFrame
-    effects: pd.DataFrame
-    rows: pd.DataFrame | None
-    axes: list[str]
-    inactive: list[str]
-    cores: int | None
-    threads: int | None
-    accelerator: bool | None  # None: no rows to tell
-
-    def fixed(self, column: str) -> str | None:
-        """A setting's value in every ok job, when the rows hold it and it did not vary."""
-        if self.rows is None or column not in self.rows:
-            return None
-        values = _ok(self.rows)[column].dropna().map(norm).unique()
-        return values[0] if len(values) == 1 else None
-
-    def setting(self, record: pd.Series, column: str) -> str | None:
-        """The config's value of a setting: its axis level when swept, else the jobs' fixed value."""
-        return str(record[column]) if column in self.axes else self.fixed(column)
-
-    def workers(self, record: pd.Series) -> int:
-        return int(float(self.setting(record, NUM_WORKERS) or 0))
+def _workers(sweep: Tables, record: pd.Series) -> int:
+    return int(float(sweep.setting(record, NUM_WORKERS) or 0))
 
 
 def _ok(rows: pd.DataFrame) -> pd.DataFrame:
@@ -100,23 +77,6 @@ def _ok(rows: pd.DataFrame) -> pd.DataFrame:
 def _column(frame: pd.DataFrame, column: str) -> pd.Series:
     """A column that older or hand-made tables may lack, as missing values."""
     return frame[column] if column in frame else pd.Series(math.nan, index=frame.index, dtype=object)
-
-
-def _first_int(rows: pd.DataFrame | None, column: str) -> int | None:
-    if rows is None or column not in rows or _ok(rows)[column].dropna().empty:
-        return None
-    return int(_ok(rows)[column].dropna().min())
-
-
-def _sweep(summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFrame | None) -> _Sweep:
-    axes = axes_of(summary)
-    inactive = inactive_axes_of(effects, axes)
-    if rows is not None and "device" in rows:
-        accelerator = bool(rows["device"].astype(str).str.startswith("cuda").any())
-    else:  # an axis inactive without an accelerator says there was none
-        accelerator = False if inactive else None
-    cores, threads = _first_int(rows, "env.cpu_count"), _first_int(rows, "env.torch_threads")
-    return _Sweep(summary, effects, rows, axes, inactive, cores, threads, accelerator)
 
 
 # ---------------------------------------------------------------------------------------- citations
@@ -143,7 +103,7 @@ def cite_effect(effect: pd.Series, axes: list[str]) -> str:
     )
 
 
-def cite_config(record: pd.Series, sweep: _Sweep) -> str:
+def cite_config(record: pd.Series, sweep: Tables) -> str:
     """`num_workers=2, pin_memory=false: 2727 images/s, 0.70x [0.37, 1.32] the baseline, loader-bound`."""
     speed = "the baseline"
     if not bool(record["baseline"]):
@@ -154,7 +114,7 @@ def cite_config(record: pd.Series, sweep: _Sweep) -> str:
     return f"{label}: {ips(record['ips_geomean'])} images/s, {speed}{verdict}"
 
 
-def _ruled_out(sweep: _Sweep, focus: pd.Series, axis: str, wanted: Callable[[str], bool]) -> list[str]:
+def _ruled_out(sweep: Tables, focus: pd.Series, axis: str, wanted: Callable[[str], bool]) -> list[str]:
     """Measurements that rule out moving the focus config along `axis` to a level `wanted` accepts: the
     configs that differ from it only there. The effect row is cited where the focus sits at the reference
     level (its interval is the direct comparison), else the config itself."""
@@ -190,17 +150,17 @@ def compute_share(record: pd.Series) -> float:
     return float(record["ips_geomean"]) / float(frac) / float(ceiling)
 
 
-def contention(sweep: _Sweep) -> list[str]:
+def contention(sweep: Tables) -> list[str]:
     """The configs whose numbers point at worker processes competing with training for the CPU: more
     processes than cores, a `contended` verdict, or compute below its ceiling while workers ran (and below
     what it reached without workers, so a generally slow machine is not mistaken for contention)."""
     ran = sweep.summary[sweep.summary["ips_geomean"].notna()]
-    alone = [compute_share(r) for _, r in ran.iterrows() if sweep.workers(r) == 0]
+    alone = [compute_share(r) for _, r in ran.iterrows() if _workers(sweep, r) == 0]
     alone_share = min((s for s in alone if not math.isnan(s)), default=math.inf)
     cites: dict[str, list[str]] = {}  # by label without the axes inactive here: configs that differ only there
     # (pin_memory on a CPU) are one config, cited once with all their reasons
     for _, record in ran.iterrows():
-        workers, reasons = sweep.workers(record), []
+        workers, reasons = _workers(sweep, record), []
         if workers and sweep.cores and workers + 1 > sweep.cores:
             reasons.append(f"{workers} workers + the training process on {sweep.cores} cores")
         share = compute_share(record)
@@ -215,7 +175,7 @@ def contention(sweep: _Sweep) -> list[str]:
     return [f"{label} ({', '.join(reasons)})" for label, reasons in cites.items()]
 
 
-def _budget_sentence(sweep: _Sweep, cites: list[str]) -> str:
+def _budget_sentence(sweep: Tables, cites: list[str]) -> str:
     cores = f"{sweep.cores} cores" if sweep.cores else "the machine's cores"
     threads = f"its {sweep.threads} intra-op threads" if sweep.threads else "its intra-op threads"
     spare = f"num_workers <= {sweep.cores - 1} with one training thread, " if sweep.cores else ""
@@ -231,7 +191,7 @@ def _budget_sentence(sweep: _Sweep, cites: list[str]) -> str:
 # ---------------------------------------------------------------------------------------- advice
 
 
-def verdict_changes(sweep: _Sweep, focus: pd.Series) -> list[tuple[str, str, str]]:
+def verdict_changes(sweep: Tables, focus: pd.Series) -> list[tuple[str, str, str]]:
     """(change, axis, level) the fastest config's verdict points at, besides more workers: the tensor
     pipeline for a loader-bound PIL pipeline of a built-in dataset (torchvision's decoder for JPEG
     folders); pinning and non-blocking copies for a copy-bound config where an accelerator can act on them."""
@@ -248,18 +208,10 @@ def verdict_changes(sweep: _Sweep, focus: pd.Series) -> list[tuple[str, str, str
     return changes
 
 
-def inactive_axes_of(effects: pd.DataFrame, axes: list[str]) -> list[str]:
-    """Axes whose every effect is inactive (pin_memory on a CPU): never named in a finding."""
-    if effects.empty:
-        return []
-    words = effects.groupby("axis")["effect"].apply(lambda e: e.map(Effect).eq(Effect.INACTIVE).all())
-    return [a for a in axes if bool(words.get(a, False))]
-
-
-def _focus_advice(sweep: _Sweep, focus: pd.Series, contended: bool) -> list[str]:
+def _focus_advice(sweep: Tables, focus: pd.Series, contended: bool) -> list[str]:
     """What could lift the fastest config past its limit, each change checked against the sweep."""
     verdict = focus.get("verdict")
-    workers = sweep.workers(focus)
+    workers = _workers(sweep, focus)
     candidates: list[tuple[str, str, Callable[[str], bool]]] = []  # (change, axis, levels it means)
     if verdict == "loader-bound":
         candidates.append(("more loader.num_workers", NUM_WORKERS, lambda level: float(level) > workers))
@@ -284,7 +236,7 @@ def _focus_advice(sweep: _Sweep, focus: pd.Series, contended: bool) -> list[str]
     return sentences
 
 
-def recommend(sweep: _Sweep) -> Recommendation | None:
+def recommend(sweep: Tables) -> Recommendation | None:
     """The config significantly faster than the baseline, among those that may be the fastest first."""
     summary = sweep.summary
     better = summary[
@@ -324,7 +276,7 @@ def recommend(sweep: _Sweep) -> Recommendation | None:
     )
 
 
-def _defaults_hold(sweep: _Sweep) -> str:
+def _defaults_hold(sweep: Tables) -> str:
     """Nothing beats the baseline significantly: say so, and what would have to change."""
     summary = sweep.summary
     base = summary[summary["baseline"].astype(bool)]
@@ -421,7 +373,7 @@ def _command(rows: pd.DataFrame | None, grid: dict[str, list[str]], repeats: int
     return " ".join([COMMAND, _repeats(repeats), *job_overrides(rows, set(grid)), *swept])
 
 
-def next_sweeps(sweep: _Sweep, focus: pd.Series | None, contended: bool) -> list[NextSweep]:
+def next_sweeps(sweep: Tables, focus: pd.Series | None, contended: bool) -> list[NextSweep]:
     """At most two commands: one that settles the differences this sweep left open (more repeats), one
     that explores around the fastest config (levels between and beyond it, an axis its verdict points at)."""
     active = [a for a in sweep.axes if a not in sweep.inactive]
@@ -460,14 +412,14 @@ def next_sweeps(sweep: _Sweep, focus: pd.Series | None, contended: bool) -> list
     return commands
 
 
-def _pointed_at(sweep: _Sweep, focus: pd.Series) -> list[tuple[str, str, str]]:
+def _pointed_at(sweep: Tables, focus: pd.Series) -> list[tuple[str, str, str]]:
     """Unswept settings the fastest config's verdict points at: the next sweep adds them as axes."""
     return [change for change in verdict_changes(sweep, focus) if change[1] not in sweep.axes]
 
 
-def advise(summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFrame | None = None) -> Advice:
+def advise(sweep: Tables) -> Advice:
     """Advice, recommendation and next sweep for a summarized sweep; see the module docstring."""
-    sweep = _sweep(summary, effects, rows)
+    summary = sweep.summary
     ran = summary[summary["ips_geomean"].notna()]
     if ran.empty:
         return Advice()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.transforms import blended_transform_factory
 
-from pinsweep.analysis.summarize import OVERALL, inactive_axes, level_key
-from pinsweep.present.wording import axes_of, config_label, config_status, short_name
+from pinsweep.analysis.summarize import OVERALL, Tables, level_key
+from pinsweep.present.wording import config_label, config_status, short_name
 
 log = logging.getLogger("pinsweep.present.plots")
 
@@ -73,8 +74,9 @@ def norm_int(text: str) -> str:
         return text
 
 
-def setup_title(rows: pd.DataFrame, axes: list[str]) -> str:
+def setup_title(tables: Tables) -> str:
     """What was measured, for titles: model, data (and its pipeline), batch size, device."""
+    rows, axes = (tables.rows if tables.rows is not None else pd.DataFrame()), tables.axes
     ok = rows[rows["status"] == "ok"] if "status" in rows else rows
     ok = ok if len(ok) else rows
 
@@ -88,7 +90,7 @@ def setup_title(rows: pd.DataFrame, axes: list[str]) -> str:
     parts = [f"model {model}", f"data {data}" + (f" ({pipeline} pipeline)" if pipeline else "")]
     if batch:
         parts.append(f"batch {norm_int(batch)}")
-    inactive = inactive_axes(rows, axes)
+    inactive = tables.inactive
     caveat = f" | {', '.join(short_name(a, axes) for a in inactive)} inactive: no accelerator" if inactive else ""
     return ", ".join(parts) + f" | {hardware(rows)}{caveat}"
 
@@ -119,8 +121,8 @@ def _interval(record: pd.Series) -> tuple[float, float] | None:
     return None
 
 
-def plot_throughput(summary: pd.DataFrame, rows: pd.DataFrame, path: Path) -> Path:
-    axes = axes_of(summary)
+def plot_throughput(tables: Tables, path: Path) -> Path:
+    summary, rows, axes = tables.summary, tables.rows, tables.axes
     data = _ordered(summary)
     labels = [config_label(r, axes) for _, r in data.iterrows()]
     means = data["ips_geomean"].astype(float).fillna(0.0).to_numpy()
@@ -179,7 +181,7 @@ def plot_throughput(summary: pd.DataFrame, rows: pd.DataFrame, path: Path) -> Pa
         frozenset({"range"}): "error bars: min-max over repeats",
         frozenset({"CI", "range"}): "error bars: 95% CI of the geometric mean (min-max where no CI)",
     }.get(frozenset(kinds), "one run per config: no error bars (use train.repeat=0,1,2)")
-    ax.set_title(f"Training throughput per config ({interval_note})\n{setup_title(rows, axes)}", fontsize=11)
+    ax.set_title(f"Training throughput per config ({interval_note})\n{setup_title(tables)}", fontsize=11)
     handles = [plt.Rectangle((0, 0), 1, 1, color=BAR_COLOR), plt.Rectangle((0, 0), 1, 1, color=BASELINE_COLOR)]
     names = ["config", "baseline (speedups are relative to it)"]
     if has_ceiling.any():
@@ -193,8 +195,8 @@ def plot_throughput(summary: pd.DataFrame, rows: pd.DataFrame, path: Path) -> Pa
     return path
 
 
-def plot_breakdown(summary: pd.DataFrame, rows: pd.DataFrame, path: Path) -> Path:
-    axes = axes_of(summary)
+def plot_breakdown(tables: Tables, path: Path) -> Path:
+    summary, axes = tables.summary, tables.axes
     data = _ordered(summary)
     y = np.arange(len(data))
     fig, ax = plt.subplots(figsize=(WIDTH_IN, _bar_height_in(len(data))), dpi=DPI, layout="constrained")
@@ -220,9 +222,7 @@ def plot_breakdown(summary: pd.DataFrame, rows: pd.DataFrame, path: Path) -> Pat
     ax.set_xlim(0, max(1.0, float(left.max())))
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.set_xlabel("share of steady-state training time (median over repeats)")
-    ax.set_title(
-        f"Where the step time goes, with the bottleneck verdict at right\n{setup_title(rows, axes)}", fontsize=11
-    )
+    ax.set_title(f"Where the step time goes, with the bottleneck verdict at right\n{setup_title(tables)}", fontsize=11)
     fig.legend(
         *ax.get_legend_handles_labels(), loc="outside lower center", ncol=len(segments), fontsize=9, frameon=False
     )
@@ -231,10 +231,10 @@ def plot_breakdown(summary: pd.DataFrame, rows: pd.DataFrame, path: Path) -> Pat
     return path
 
 
-def heatmap_axes(summary: pd.DataFrame, effects: pd.DataFrame) -> tuple[str, str] | str:
+def heatmap_axes(tables: Tables) -> tuple[str, str] | str:
     """The two axes to plot, or the reason for no heatmap. With more than two axes, the two with the
     largest effect (largest |log ratio| of any level over the reference, every other axis fixed)."""
-    axes = axes_of(summary)
+    effects, axes = tables.effects, tables.axes
     if len(axes) < 2:
         return f"{len(axes)} axis swept: a heatmap needs two (the throughput plot shows the configs)"
     if len(axes) == 2:
@@ -252,9 +252,9 @@ def heatmap_axes(summary: pd.DataFrame, effects: pd.DataFrame) -> tuple[str, str
     return ranked[0], ranked[1]
 
 
-def plot_heatmap(summary: pd.DataFrame, rows: pd.DataFrame, pair: tuple[str, str], path: Path) -> Path | str:
+def plot_heatmap(tables: Tables, pair: tuple[str, str], path: Path) -> Path | str:
     """Images/s (geometric mean) per (row axis, column axis) cell; other axes held at their baseline level."""
-    axes = axes_of(summary)
+    summary, rows, axes = tables.summary, tables.rows, tables.axes
     y_axis, x_axis = pair
     if summary[x_axis].nunique() < summary[y_axis].nunique():  # more levels along x: wider than tall
         y_axis, x_axis = x_axis, y_axis
@@ -301,25 +301,31 @@ def plot_heatmap(summary: pd.DataFrame, rows: pd.DataFrame, pair: tuple[str, str
     fig.colorbar(image, ax=ax, label="images/s (steady state, geometric mean)")
     held_text = ", ".join(f"{short_name(a, axes)}={v}" for a, v in held.items())
     held_text = f" for the two axes with the largest effect (others at {held_text})" if held else ""
-    ax.set_title(f"Images/s and speedup vs baseline{held_text}\n{setup_title(rows, axes)}", fontsize=11)
+    ax.set_title(f"Images/s and speedup vs baseline{held_text}\n{setup_title(tables)}", fontsize=11)
     fig.savefig(path)
     plt.close(fig)
     return path
 
 
-def make_plots(
-    sweep_dir: str | Path, summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFrame
-) -> tuple[dict[str, Path], dict[str, str]]:
-    """Write the PNGs; return (written {name: path}, skipped {name: reason}). A plot that fails is
-    logged and skipped so that the others, and the report, still get made."""
+@dataclass
+class Plots:
+    """The PNGs drawn for one sweep: what the report embeds, and why any other was not drawn."""
+
+    written: dict[str, Path] = field(default_factory=dict)  # name -> path
+    skipped: dict[str, str] = field(default_factory=dict)  # name -> reason
+
+
+def make_plots(tables: Tables, sweep_dir: str | Path) -> Plots:
+    """Write the PNGs into the sweep folder. A plot that fails is logged and skipped so that the others,
+    and the report, still get made."""
     sweep_dir = Path(sweep_dir)
     written: dict[str, Path] = {}
     skipped: dict[str, str] = {}
-    pair = heatmap_axes(summary, effects)
+    pair = heatmap_axes(tables)
     jobs: dict[str, Any] = {
-        "throughput": lambda p: plot_throughput(summary, rows, p),
-        "heatmap": (lambda p: plot_heatmap(summary, rows, pair, p)) if isinstance(pair, tuple) else pair,
-        "breakdown": lambda p: plot_breakdown(summary, rows, p),
+        "throughput": lambda p: plot_throughput(tables, p),
+        "heatmap": (lambda p: plot_heatmap(tables, pair, p)) if isinstance(pair, tuple) else pair,
+        "breakdown": lambda p: plot_breakdown(tables, p),
     }
     for name, job in jobs.items():
         path = sweep_dir / f"{name}.png"
@@ -338,4 +344,4 @@ def make_plots(
     for name, reason in skipped.items():
         (sweep_dir / f"{name}.png").unlink(missing_ok=True)  # a plot from an earlier report would mislead
         log.info("%s.png skipped: %s", name, reason)
-    return written, skipped
+    return Plots(written, skipped)

@@ -2,19 +2,19 @@
 
     python -m pinsweep.report multirun/2026-11-24_10-00-00 [--baseline loader.num_workers=0]
 
-Writes `report.html` (the plots embedded as base64 PNGs: one file to mail or attach) and `report.md`
-(the same content, the plots referenced beside it), plus the PNGs. Summarizes first when summary.csv
-is missing or older than a job's row. The conclusion is generated from summary.csv and effects.csv:
-which axis matters, by how much, what does nothing, what the fastest config is limited by.
+`build` composes the report once from the tables (pinsweep.analysis.summarize.Tables) and the plots already
+drawn (pinsweep.present.plots); `write_report` writes `report.html` (the plots embedded as base64 PNGs: one
+file to mail or attach) and `report.md` (the same content, the plots referenced beside it). The conclusion
+is generated from the summary and effects tables: which axis matters, by how much, what does nothing, what
+the fastest config is limited by. The command above (pinsweep/report.py) summarizes first when summary.csv
+is missing or older than a job's row.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,18 +22,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pinsweep.analysis.summarize import OVERALL, Effect, SummaryError, Tables, norm, read_tables
-from pinsweep.autotune.confirm import read_outcome
-from pinsweep.autotune.confirm import sentences as autotune_sentences
-from pinsweep.present.advice import MAX_USEFUL_REPEATS, Advice, advise, inactive_axes_of
-from pinsweep.present.plots import make_plots, setup_title
-from pinsweep.present.terminal import summarize_and_report
-from pinsweep.present.wording import axes_of, claim_label, config_label, ratio_interval, short_name, table_cells
+from pinsweep.analysis.summarize import OVERALL, Effect, Tables
+from pinsweep.present.advice import MAX_USEFUL_REPEATS, Advice, advise
+from pinsweep.present.plots import Plots, setup_title
+from pinsweep.present.wording import claim_label, config_label, ratio_interval, short_name, table_cells
 from pinsweep.present.wording import interval as _interval
 from pinsweep.present.wording import ips as _ips
 from pinsweep.present.wording import missing as _missing
 from pinsweep.present.wording import ratio as _ratio
-from pinsweep.record import ROW_FILE, read_rows
+from pinsweep.spelling import norm
 
 TOO_FAST_EFFICIENCY = 1.1  # beyond noise: the ceiling itself was mismeasured
 WHY = {  # verdict -> what it means for the fastest config; {wait}/{copy} are its step-time shares. What to
@@ -249,15 +246,13 @@ def _best_set_sentence(ran: pd.DataFrame, best: pd.Series, axes: list[str], inac
     ]
 
 
-def conclusion(
-    summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFrame | None = None, advice: Advice | None = None
-) -> list[str]:
+def conclusion(tables: Tables, advice: Advice | None = None) -> list[str]:
     """Plain-language findings, computed from the summary and effects tables (and the rows, for the cores,
     the device and the job's settings), then the advice that follows from them (`advice`, when the caller
     has it already); one sentence per item."""
-    axes = axes_of(summary)
-    sentences = _axis_sentences(effects, axes) + _fastest_sentences(summary, axes, inactive_axes_of(effects, axes))
-    sentences += (advice or advise(summary, effects, rows)).sentences
+    summary, effects, axes = tables.summary, tables.effects, tables.axes
+    sentences = _axis_sentences(effects, axes) + _fastest_sentences(summary, axes, tables.inactive)
+    sentences += (advice or advise(tables)).sentences
     if summary["ips_ci_low"].isna().all() and summary["ips_median"].notna().any():
         sentences.append(
             "With one run per config no difference can be told from noise: rerun with train.repeat=0,1,2 "
@@ -362,33 +357,47 @@ def _failed_table(rows: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     )
 
 
-def build(
-    sweep_dir: Path, summary: pd.DataFrame, effects: pd.DataFrame, rows: pd.DataFrame, advice: Advice | None = None
-) -> list[Block]:
-    """The report's content, in order, independent of its rendering."""
-    axes = axes_of(summary)
-    images, skipped = make_plots(sweep_dir, summary, effects, rows)
-    blocks: list[Block] = [f"# pinsweep report: {sweep_dir.name}", setup_title(rows, axes)]
-    advice = advice or advise(summary, effects, rows)
-    blocks += _autotune_blocks(sweep_dir)
-    blocks += ["## Conclusion", conclusion(summary, effects, rows, advice)]
+@dataclass
+class Report:
+    """One sweep's report, composed once: its blocks for both renderings, and the parts the terminal
+    prints at the end of a sweep (conclusion, next sweep, auto-tune outcome)."""
+
+    blocks: list[Block]
+    conclusion: list[str]
+    advice: Advice
+    autotune: list[str]  # the auto-tune's outcome in words (pinsweep.autotune.confirm.sentences); [] otherwise
+
+
+CAPTIONS = {
+    "throughput": "Images/s per config with its interval; the red mark is the compute-only ceiling.",
+    "heatmap": "Images/s (geometric mean over repeats) over two swept axes, with the speedup over the baseline.",
+    "breakdown": "Share of steady-state step time spent waiting for data, copying, computing.",
+}
+
+
+def build(sweep_dir: Path, tables: Tables, plots: Plots, autotune: list[str] | None = None) -> Report:
+    """The report's content, in order, independent of its rendering: from the tables and the plots already
+    drawn (pinsweep.present.plots.make_plots); `autotune`, an auto-tune's outcome in words, comes first,
+    since the conclusion below is about the search's single measurements. Writes nothing."""
+    summary, effects, rows, axes = tables.summary, tables.effects, tables.rows, tables.axes
+    rows = rows if rows is not None else pd.DataFrame({"status": pd.Series(dtype=str)})
+    advice = advise(tables)
+    sentences = conclusion(tables, advice)
+    blocks: list[Block] = [f"# pinsweep report: {Path(sweep_dir).name}", setup_title(tables)]
+    if autotune:
+        blocks += ["## Auto-tune: search pick and confirmed pick", list(autotune)]
+    blocks += ["## Conclusion", sentences]
     if advice.commands:
         blocks += ["## Next sweep"]
         for sweep in advice.commands:
             blocks += [f"To {sweep.why}:", Code(sweep.command)]
     note = summary["note"].dropna().astype(str) if "note" in summary else pd.Series(dtype=str)
-    blocks += ["## Summary", Table(table_cells(summary, rows))]
+    blocks += ["## Summary", Table(table_cells(summary, tables.rows))]
     if len(note) and note.iloc[0]:
         blocks.append(f"Note: {note.iloc[0]}.")
     blocks += ["## Plots"]
-    captions = {
-        "throughput": "Images/s per config with its interval; the red mark is the compute-only ceiling.",
-        "heatmap": "Images/s (geometric mean over repeats) over two swept axes, with the speedup over the baseline.",
-        "breakdown": "Share of steady-state step time spent waiting for data, copying, computing.",
-    }
-    for name, path in images.items():
-        blocks += [Image(path, captions[name])]
-    blocks += [f"{name}.png not drawn: {reason}." for name, reason in skipped.items()]
+    blocks += [Image(path, CAPTIONS[name]) for name, path in plots.written.items()]
+    blocks += [f"{name}.png not drawn: {reason}." for name, reason in plots.skipped.items()]
     if not effects.empty:
         blocks += [
             "## Per-axis effects",
@@ -402,14 +411,7 @@ def build(
     failed = _failed_table(rows, axes)
     blocks += ["## Failed jobs", Table(failed) if len(failed) else "None: every job finished."]
     blocks += ["## How to read this", READING_GUIDE]
-    return blocks
-
-
-def _autotune_blocks(sweep_dir: Path) -> list[Block]:
-    """An auto-tune's search pick against its confirmed pick (pinsweep/autotune/confirm.py), first: the
-    conclusion below is about the search's single measurements."""
-    outcome = read_outcome(sweep_dir)
-    return [] if outcome is None else ["## Auto-tune: search pick and confirmed pick", autotune_sentences(outcome)]
+    return Report(blocks, sentences, advice, list(autotune or []))
 
 
 def render_markdown(blocks: list[Block]) -> str:
@@ -490,56 +492,11 @@ def render_html(blocks: list[Block]) -> str:
     )
 
 
-def _stale(sweep_dir: Path) -> bool:
-    """summary.csv missing, or older than some job's row (a resumed sweep added rows)."""
-    summary = sweep_dir / "summary.csv"
-    if not summary.exists() or not (sweep_dir / "effects.csv").exists():
-        return True
-    written = summary.stat().st_mtime
-    return any(p.stat().st_mtime > written for p in sweep_dir.rglob(ROW_FILE))
-
-
-def write_report(sweep_dir: str | Path, baseline: str = "", tables: Tables | None = None) -> list[Path]:
-    """Draw the plots, write report.html and report.md; return their paths. Takes the tables in memory
-    when the caller has just summarized, else summarizes if needed or reads summary.csv and effects.csv.
-    Raises SummaryError when the folder holds no job rows."""
+def write_report(report: Report, sweep_dir: str | Path) -> list[Path]:
+    """report.html (the plots embedded) and report.md (the plots beside it) into the sweep folder; returns
+    their paths."""
     sweep_dir = Path(sweep_dir)
-    if not sweep_dir.is_dir():
-        raise SummaryError(f"{sweep_dir}: no such sweep folder (look under multirun/)")
-    if tables is None:
-        if read_rows(sweep_dir).empty:
-            raise SummaryError(f"{sweep_dir}: no job rows found (no <job>/row.csv): nothing to report")
-        stale = baseline or _stale(sweep_dir)
-        tables = summarize_and_report(sweep_dir, baseline) if stale else read_tables(sweep_dir)
-    summary, effects, rows = tables.summary, tables.effects, tables.rows
-    advice = advise(summary, effects, rows)
-    blocks = build(sweep_dir, summary, effects, rows, advice)
     written = [sweep_dir / "report.html", sweep_dir / "report.md"]
-    written[0].write_text(render_html(blocks), encoding="utf-8")
-    written[1].write_text(render_markdown(blocks), encoding="utf-8")
-    print("conclusion:")
-    for sentence in conclusion(summary, effects, rows, advice):
-        print(f"  {sentence}")
-    for sweep in advice.commands:
-        print(f"next sweep, to {sweep.why}:\n  {sweep.command}")
-    outcome = read_outcome(sweep_dir)
-    if outcome is not None:
-        print("auto-tune:")
-        for sentence in autotune_sentences(outcome):
-            print(f"  {sentence}")
-    pngs = sorted(p.name for p in sweep_dir.glob("*.png"))
-    print(f"wrote {written[0]} (self-contained), {written[1].name} and {', '.join(pngs)}")
+    written[0].write_text(render_html(report.blocks), encoding="utf-8")
+    written[1].write_text(render_markdown(report.blocks), encoding="utf-8")
     return written
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pinsweep.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("sweep_dir", help="a sweep folder, e.g. multirun/2026-11-24_10-00-00")
-    parser.add_argument("--baseline", default="", help="re-summarize against e.g. loader.num_workers=0")
-    args = parser.parse_args(argv)
-    try:
-        write_report(args.sweep_dir, args.baseline)
-    except SummaryError as error:
-        print(f"pinsweep.report: {error}", file=sys.stderr)
-        return 2
-    return 0

@@ -1,31 +1,31 @@
-"""The sweep's tables in the terminal, and the command that summarizes a sweep folder.
+"""What a sweep's results print on the terminal: the tables, then the report's conclusion.
 
-    python -m pinsweep.summarize multirun/2026-11-24_10-00-00 [--baseline loader.num_workers=0]
-
-Presentation only: the numbers come from pinsweep.analysis.summarize, their spelling from pinsweep.present.wording.
+Presentation only: the numbers come in as pinsweep.analysis.summarize.Tables and a composed
+pinsweep.present.report.Report, their spelling from pinsweep.present.wording. Nothing is computed here.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from pinsweep.analysis.summarize import OVERALL, SummaryError, Tables, job_label, norm, summarize_sweep
-from pinsweep.present.wording import axes_of, fastest_first, ratio_interval, table_cells
+from pinsweep.analysis.summarize import OVERALL, Tables, job_label
+from pinsweep.present.report import Report
+from pinsweep.present.wording import fastest_first, ratio_interval, table_cells
+from pinsweep.spelling import norm
 
 
 def print_tables(tables: Tables) -> None:
     """The summary sorted by images/s (config, images/s with its interval, speedup, efficiency vs the
     compute-only ceiling, verdict, status), the per-axis effects, and the failed jobs with their reasons."""
-    from rich.console import Console  # lazy: the report imports this module without printing
+    from rich.console import Console  # lazy: only when something is printed
     from rich.table import Table
 
     summary, effects, rows = tables.summary, tables.effects, tables.rows
     console = Console(width=None if Console().is_terminal else 160)
-    axes = axes_of(summary)
+    axes = tables.axes
     cells = table_cells(summary, rows)
     table = Table(title="pinsweep summary, fastest first (images/s: steady state, geometric mean over repeats, 95% CI)")
     for column in cells.columns:
@@ -67,22 +67,21 @@ def _log_of(row: pd.Series) -> str:
     return f" (log: {log})" if isinstance(log, str) and log else ""
 
 
-def summarize_and_report(sweep_dir: str | Path, baseline: str = "") -> Tables:
-    """Summarize a sweep folder, write summary.csv and effects.csv, print them; return the tables."""
-    tables = summarize_sweep(sweep_dir, baseline)
-    print_tables(tables)
-    print(f"wrote {Path(sweep_dir) / 'summary.csv'} and {Path(sweep_dir) / 'effects.csv'}")
-    return tables
+def print_written(paths: Sequence[Path]) -> None:
+    """`wrote <sweep>/summary.csv and <sweep>/effects.csv`: where the tables went."""
+    print(f"wrote {' and '.join(str(path) for path in paths)}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pinsweep.summarize", description=__doc__.split("\n\n")[0])
-    parser.add_argument("sweep_dir", help="a sweep folder, e.g. multirun/2026-11-24_10-00-00")
-    parser.add_argument("--baseline", default="", help="e.g. loader.pin_memory=false,loader.num_workers=0")
-    args = parser.parse_args(argv)
-    try:
-        tables = summarize_and_report(args.sweep_dir, args.baseline)
-    except SummaryError as error:
-        print(f"pinsweep.summarize: {error}", file=sys.stderr)
-        return 2
-    return 1 if tables.failed else 0
+def print_report(report: Report, written: Sequence[Path], pngs: Sequence[str]) -> None:
+    """The report's conclusion, the next sweep's commands and an auto-tune's outcome, as composed once
+    by pinsweep.present.report.build, then the files written."""
+    print("conclusion:")
+    for sentence in report.conclusion:
+        print(f"  {sentence}")
+    for sweep in report.advice.commands:
+        print(f"next sweep, to {sweep.why}:\n  {sweep.command}")
+    if report.autotune:
+        print("auto-tune:")
+        for sentence in report.autotune:
+            print(f"  {sentence}")
+    print(f"wrote {written[0]} (self-contained), {written[1].name} and {', '.join(pngs)}")

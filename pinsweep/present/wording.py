@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pinsweep.analysis.summarize import norm
-from pinsweep.record import CONFIG_GROUPS
+from pinsweep.analysis.summarize import axes_of
+from pinsweep.spelling import norm
 
 
 def missing(value: Any) -> bool:
@@ -36,11 +36,6 @@ def ratio_interval(value: Any, low: Any = math.nan, high: Any = math.nan) -> str
 def ips(value: float, low: Any = math.nan, high: Any = math.nan) -> str:
     ci = "" if missing(low) or missing(high) else f" [{low:.0f}, {high:.0f}]"
     return f"{value:.0f}{ci}"
-
-
-def axes_of(summary: pd.DataFrame) -> list[str]:
-    """The swept axes: summary columns named after a config group, in summary order."""
-    return [c for c in summary.columns if c.split(".", 1)[0] in CONFIG_GROUPS]
 
 
 def short_name(column: str, columns: list[str]) -> str:
@@ -103,6 +98,8 @@ def table_cells(summary: pd.DataFrame, rows: pd.DataFrame | None = None) -> pd.D
         )
         row["efficiency"] = "-" if missing(r.get("efficiency")) else f"{r['efficiency']:.0%}"
         row["verdict"] = r["verdict"] if isinstance(r.get("verdict"), str) and r["verdict"] else "-"
+        if isinstance(r.get("straggler"), str) and r["straggler"]:  # the verdict is that rank's (pinsweep.job.ranks)
+            row["verdict"] += f", straggler {r['straggler']}"
         row["status"] = config_status(r, axes, rows)
         cells.append(row)
     return pd.DataFrame(cells)

@@ -1,22 +1,88 @@
-"""What a finished (or stopped) sweep leaves behind."""
+"""What a sweep's results go through, one way, each step once: the rows, then the tables
+(pinsweep.analysis.summarize), then what presents them (pinsweep.present), each writing its own files.
+
+    rows = read_rows(sweep)                                    # pinsweep.record, once
+    tables = summarize_sweep(sweep, baseline, rows)            # the tables, in memory: prints and writes nothing
+    write_tables(tables, sweep); print_tables(tables)          # summary.csv, effects.csv; the terminal table
+    plots = make_plots(tables, sweep)                          # the PNGs
+    report = build(sweep, tables, plots, autotune)             # conclusion and advice, composed once
+    write_report(report, sweep); print_report(report, ...)    # report.html, report.md; the conclusion printed
+
+Called by the end-of-sweep callback (pinsweep.sweep.callbacks), a sweep stopped by a signal
+(pinsweep.sweep.interrupt), the auto-tune's confirmation (pinsweep.autotune.sweeper) and the commands
+`python -m pinsweep.summarize` and `python -m pinsweep.report` (pinsweep/summarize.py, pinsweep/report.py).
+Nothing below this module calls back up into it.
+"""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+
+import pandas as pd
+
+from pinsweep.analysis.summarize import SummaryError, Tables, read_tables, summarize_sweep, write_tables
+from pinsweep.autotune.confirm import read_outcome, sentences
+from pinsweep.present import report, terminal
+from pinsweep.present.plots import make_plots
+from pinsweep.record import ROW_FILE, read_rows
 
 log = logging.getLogger("pinsweep")
 
 
-def write_results(sweep_dir: str) -> int:
-    """summary.csv and effects.csv, then plots and report; returns the failed-job count. Also called
-    for a sweep stopped by Ctrl-C or SIGTERM (pinsweep.sweep.interrupt)."""
-    from pinsweep.present.terminal import summarize_and_report  # lazy: keeps job start-up light
+def summarize_folder(sweep_dir: str | Path, baseline: str = "", rows: pd.DataFrame | None = None) -> Tables:
+    """Summarize a sweep folder, write summary.csv and effects.csv, print the tables; return them."""
+    tables = summarize_sweep(sweep_dir, baseline, rows)
+    paths = write_tables(tables, sweep_dir)
+    terminal.print_tables(tables)
+    terminal.print_written(paths)
+    return tables
 
-    tables = summarize_and_report(sweep_dir)
+
+def report_folder(sweep_dir: str | Path, tables: Tables) -> list[Path]:
+    """The plots and the report of summarized tables, into the sweep folder, and the conclusion printed;
+    returns the report's paths."""
+    sweep_dir = Path(sweep_dir)
+    plots = make_plots(tables, sweep_dir)
+    outcome = read_outcome(sweep_dir)  # an auto-tune's outcome (pinsweep.autotune.confirm), else None
+    composed = report.build(sweep_dir, tables, plots, sentences(outcome) if outcome is not None else None)
+    written = report.write_report(composed, sweep_dir)
+    terminal.print_report(composed, written, sorted(p.name for p in sweep_dir.glob("*.png")))
+    return written
+
+
+def write_results(sweep_dir: str | Path, baseline: str = "") -> int:
+    """The end of a sweep: summary.csv and effects.csv, then plots and report; returns the failed-job
+    count. The summary comes first and stands alone: a plot or report that fails is logged, not raised."""
+    tables = summarize_folder(sweep_dir, baseline)
     try:
-        from pinsweep.present.report import write_report
-
-        write_report(sweep_dir, tables=tables)  # the tables just summarized, not re-read from disk
+        report_folder(sweep_dir, tables)  # the tables just summarized, not re-read from disk
     except Exception:
         log.exception("plots/report not written (summary.csv is); retry: python -m pinsweep.report %s", sweep_dir)
     return tables.failed
+
+
+def stale(sweep_dir: Path) -> bool:
+    """summary.csv missing, or older than some job's row (a resumed sweep added rows)."""
+    summary = sweep_dir / "summary.csv"
+    if not summary.exists() or not (sweep_dir / "effects.csv").exists():
+        return True
+    written = summary.stat().st_mtime
+    return any(p.stat().st_mtime > written for p in sweep_dir.rglob(ROW_FILE))
+
+
+def report_command(sweep_dir: str | Path, baseline: str = "") -> list[Path]:
+    """`python -m pinsweep.report`: the folder's rows read once; summarized (and written, printed) when
+    summary.csv is stale or another baseline is asked for, else its tables read back; then the report.
+    Raises SummaryError when the folder holds no job rows."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise SummaryError(f"{sweep_dir}: no such sweep folder (look under multirun/)")
+    rows = read_rows(sweep_dir)
+    if rows.empty:
+        raise SummaryError(f"{sweep_dir}: no job rows found (no <job>/row.csv): nothing to report")
+    if baseline or stale(sweep_dir):
+        tables = summarize_folder(sweep_dir, baseline, rows)
+    else:
+        tables = read_tables(sweep_dir, rows)
+    return report_folder(sweep_dir, tables)
