@@ -18,16 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
+from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from pinsweep.config import ConfigError, register_configs
-from pinsweep.input.data import DatasetUnavailable
-from pinsweep.job.environment import environment
-from pinsweep.job.isolate import JobCrashed, job_log_file, log_traceback, one_line, run_isolated
-from pinsweep.job.train import JobTimeout, run_job
+from pinsweep.config import Config
+from pinsweep.job.environment import environment, host_environment
+from pinsweep.job.isolate import job_log_file, log_traceback, one_line, run_isolated
 from pinsweep.record import (
     CONFIG_GROUPS,
     CorruptRow,
@@ -58,16 +56,23 @@ CONFIG_DIR = _config_dir()
 WORKER_DIED = re.compile(r"DataLoader worker \(pid")
 
 
+# the row status of each failure, by the exception's class name (its own or a base class's): the sweep
+# process never imports torch or the job's code (jobs run in the fork server), and a job's exception
+# reaches it by pickle, which imports the class's module only when that failure happens
+STATUS_OF = {
+    "ConfigError": "invalid",  # pinsweep.config: a value typed right that cannot run
+    "DatasetUnavailable": "invalid",  # pinsweep.input.data: no dataset where the config says
+    "OutOfMemoryError": "oom",  # torch.OutOfMemoryError (torch.cuda.OutOfMemoryError)
+    "JobTimeout": "timeout",  # pinsweep.job.train: past train.timeout_s
+    "JobCrashed": "crashed",  # pinsweep.job.isolate: the job's process died without reporting
+}
+
+
 def classify(error: BaseException) -> str:
     """The row status for a failure: what went wrong, in one word the summary can group by."""
-    if isinstance(error, (ConfigError, DatasetUnavailable)):
-        return "invalid"
-    if isinstance(error, torch.OutOfMemoryError):
-        return "oom"
-    if isinstance(error, JobTimeout):
-        return "timeout"
-    if isinstance(error, JobCrashed):
-        return "crashed"
+    for cls in type(error).__mro__:
+        if cls.__name__ in STATUS_OF:
+            return STATUS_OF[cls.__name__]
     if isinstance(error, RuntimeError) and WORKER_DIED.search(str(error)):
         return "worker_killed"
     return "failed"
@@ -118,8 +123,15 @@ def run_and_record(cfg: DictConfig, job_dir: str | Path, job_num: int = 0, overr
     row.update(flatten_config(OmegaConf.masked_copy(cfg, list(CONFIG_GROUPS))))
     try:
         with job_signals():
-            row.update(environment())  # in here: a stop signal during it still leaves an `interrupted` row
-            row.update(run_isolated(cfg) if cfg.isolate else run_job(cfg))
+            # in here: a stop signal during them still leaves an `interrupted` row
+            if cfg.isolate:  # the torch side of env.* comes from the job's process, which has torch
+                row.update(host_environment())
+                row.update(run_isolated(cfg, on_environment=row.update))
+            else:
+                from pinsweep.job.train import run_job  # imports torch: this process runs the job itself
+
+                row.update(environment())
+                row.update(run_job(cfg))
         log.info(
             "job #%s ok: %.1f images/s steady state on %s, median epoch %.2f s, test accuracy %s",
             job_num,
@@ -172,6 +184,16 @@ def main(cfg: DictConfig) -> float | None:
         # refuses with an error that ends the whole search; a value that is no number is a failed trial
         return None
     return float(row["images_per_s"])
+
+
+def register_configs() -> None:
+    """Before Hydra composes: the schema in Hydra's ConfigStore, so that conf/config.yaml can extend it
+    (Hydra's structured-config pattern), and what conf/hydra/launcher/ needs (`${pinsweep_cpus:}`, which
+    the launcher plugin also registers as Hydra's plugin scan imports it, for other apps)."""
+    from pinsweep.sweep.launchers import register_launchers
+
+    ConfigStore.instance().store(name="base_config", node=Config)
+    register_launchers()
 
 
 def cli() -> None:

@@ -11,10 +11,7 @@ from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any, Dict, Optional
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
-
-from pinsweep.sweep.launchers import register_launchers
 
 
 class Choice(str, Enum):
@@ -212,8 +209,3 @@ def _validate_train(train: Any) -> None:
     if train.ceiling_steps < 0:
         raise ConfigError(f"train.ceiling_steps={train.ceiling_steps}: must be >= 0 (0 skips the ceilings)")
 
-
-def register_configs() -> None:
-    """Store the schema so that conf/config.yaml can extend it (Hydra structured-config pattern)."""
-    ConfigStore.instance().store(name="base_config", node=Config)
-    register_launchers()  # what conf/hydra/launcher/ needs: ${pinsweep_cpus:}, hydra/launcher=local

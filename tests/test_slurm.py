@@ -18,7 +18,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from pinsweep.config import register_configs
+from pinsweep.app import register_configs
 from pinsweep.record import read_row
 from pinsweep.sweep.launchers import gpu_slots, largest_num_workers
 
@@ -34,6 +34,7 @@ TINY_JOB = (
     "loader.batch_size=64",
     "train.epochs=1",
     "train.ceiling_steps=2",
+    "train.ceiling_budget_s=0.2",  # a rough ceiling: at the default 2 s each, ceilings would be most of a job
 )
 # what the one-node cluster can honour: it has no GPUs (no GRES) and 2 CPUs
 ON_THIS_CLUSTER = ("hydra/launcher=slurm", "hydra.launcher.partition=debug", "hydra.launcher.gpus_per_node=0")
@@ -92,10 +93,10 @@ def test_the_largest_num_workers_comes_from_every_place_a_sweep_sets_it(task, pa
 
 
 def test_gpu_slots_never_share_a_gpu():
-    assert gpu_slots([0, 1, 2, 3], 1) == [(0,), (1,), (2,), (3,)]
-    assert gpu_slots([4, 5, 6], 2) == [(4, 5)]  # GPU 6 alone cannot hold a 2-GPU job
+    assert gpu_slots(["0", "1", "2", "3"], 1) == [("0",), ("1",), ("2",), ("3",)]
+    assert gpu_slots(["4", "5", "6"], 2) == [("4", "5")]  # GPU 6 alone cannot hold a 2-GPU job
     assert gpu_slots([], 1) == [()]  # no GPU: one job at a time
-    assert gpu_slots([0, 1], 0) == [()]
+    assert gpu_slots(["0", "1"], 0) == [()]
 
 
 # ------------------------------------------------------------------ end to end
@@ -123,7 +124,7 @@ def test_the_presets_compose_with_one_gpu_per_job_and_a_cpu_per_worker_plus_one(
 @needs_submitit
 def test_the_local_launcher_forwards_every_setting_it_does_not_set_itself(tmp_path):
     register_configs()
-    from hydra_plugins.pinsweep_launcher import local_executor
+    from pinsweep.sweep.launchers import local_executor
 
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO_ROOT / "conf")):
         overrides = ["hydra/launcher=local", "hydra.launcher.cpus_per_task=3", "+hydra.launcher.setup=[ulimit -n 4096]"]
@@ -134,7 +135,10 @@ def test_the_local_launcher_forwards_every_setting_it_does_not_set_itself(tmp_pa
     parameters = local_executor(params).parameters
     assert parameters["setup"] == ["ulimit -n 4096"]  # a local-only setting, dropped before
     assert parameters["cpus_per_task"] == 3 and parameters["stderr_to_stdout"] is False
-    assert parameters["timeout_min"] == launcher.timeout_min and parameters["gpus_per_node"] == 1
+    assert parameters["timeout_min"] == launcher.timeout_min
+    # submitit would number GPUs from 0 whatever the parent sees: the launcher sets each job's own
+    # (pinsweep.sweep.launchers.run_on_gpus, tests/test_hydra_plugins.py)
+    assert parameters["gpus_per_node"] == 0 and launcher.gpus_per_node == 1
     assert "submitit_folder" not in parameters
 
 

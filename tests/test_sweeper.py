@@ -17,7 +17,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 
-from pinsweep.config import register_configs
+from pinsweep.app import register_configs
 from pinsweep.record import ROW_FILE, read_row
 from pinsweep.sweep.order import REPEAT_KEY, override_key, pinsweep_order
 from pinsweep.sweep.progress import count_jobs

@@ -2,128 +2,51 @@
 
     python -m pinsweep -m experiment=autotune hydra.sweeper.n_trials=6 hydra.sweeper.confirm_top=3
 
-hydra-optuna-sweeper runs the trials and writes `optimization_results.yaml`, untouched here. Then this
-sweeper launches the confirmation (pinsweep/autotune/confirm.py) through the same kind of launcher, as ordinary
-jobs into `<sweep>/confirm/<n>/` (so it runs under the SLURM launcher as the trials do), summarizes
-that folder like any sweep, and writes `<sweep>/autotune.yaml`. The end-of-sweep callback then
-summarizes the trials themselves, and the report quotes the outcome.
+Hydra's plugin scan imports this module in every Hydra app of the environment, so it holds only what
+registering the config needs: the config (hydra-optuna-sweeper's own, plus the confirmation's keys) and
+a thin class that imports its implementation, pinsweep/autotune/sweeper.py (optuna, SQLAlchemy), once
+a sweep starts, as Hydra's own optuna plugin does with its `_impl`.
 """
 
 # no `from __future__ import annotations`: Hydra's plugin scan runs this module outside sys.modules,
 # where dataclasses cannot resolve annotations given as strings
-import logging
-import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from hydra.core.plugins import Plugins
-from omegaconf import DictConfig, OmegaConf
+from hydra.plugins.sweeper import Sweeper
+from omegaconf import DictConfig
 
-log = logging.getLogger("pinsweep")
-
-try:  # the optional extra: pip install -e '.[optuna]'
-    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+try:  # the optional extra, pip install 'pinsweep[optuna]': its config module is dataclasses only, no optuna
     from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
-    from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
-except ImportError:
-    OptunaSweeper = None
+except ImportError:  # not installed: hydra/sweeper=autotune is not offered (the config below is not stored)
+    OptunaSweeperConf = object
 
 
-class _RecordingLauncher:
-    """The search's launcher, noting each trial's overrides and the images/s it returned."""
-
-    def __init__(self, launcher: Any, trials: list) -> None:
-        self.launcher, self.trials = launcher, trials
-
-    def launch(self, job_overrides: Any, initial_job_idx: int) -> Any:
-        from pinsweep.autotune.confirm import Trial
-
-        returns = self.launcher.launch(job_overrides, initial_job_idx=initial_job_idx)
-        for overrides, ret in zip(job_overrides, returns):
-            try:
-                value = float(ret.return_value)
-            except Exception:  # a failed job re-raises its error here; Optuna records it as failed
-                value = math.nan
-            self.trials.append(Trial(list(overrides), value))
-        return returns
+@dataclass
+class AutotuneSweeperConf(OptunaSweeperConf):
+    _target_: str = "hydra_plugins.pinsweep_sweeper.autotune.AutotuneSweeper"
+    confirm_top: int = 3  # the best distinct trial configs re-run against the defaults (0: no confirmation)
+    confirm_repeats: int = 3  # interleaved rounds (train.repeat) of the confirmation
+    confirm_seed: int = 0  # draws the order of the configs within each round
 
 
-if OptunaSweeper is not None:
-
-    @dataclass
-    class AutotuneSweeperConf(OptunaSweeperConf):
-        _target_: str = "hydra_plugins.pinsweep_sweeper.autotune.AutotuneSweeper"
-        confirm_top: int = 3  # the best distinct trial configs re-run against the defaults (0: no confirmation)
-        confirm_repeats: int = 3  # interleaved rounds (train.repeat) of the confirmation
-        confirm_seed: int = 0  # draws the order of the configs within each round
-
+if OptunaSweeperConf is not object:
     ConfigStore.instance().store(group="hydra/sweeper", name="autotune", node=AutotuneSweeperConf, provider="pinsweep")
 
-    class AutotuneSweeper(OptunaSweeper):
-        def __init__(self, confirm_top: int = 3, confirm_repeats: int = 3, confirm_seed: int = 0, **optuna: Any):
-            super().__init__(**optuna)
-            self.confirm_top, self.confirm_repeats, self.confirm_seed = confirm_top, confirm_repeats, confirm_seed
-            self.trials: list = []
 
-        def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
-            super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
-            self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
-            self.sweeper.launcher = _RecordingLauncher(self.sweeper.launcher, self.trials)
+class AutotuneSweeper(Sweeper):
+    """Hydra's handle on pinsweep.autotune.sweeper.AutotuneSweeperImpl, which it builds in setup()."""
 
-        def sweep(self, arguments: list) -> None:
-            super().sweep(arguments)
-            if self.confirm_top > 0 and self.confirm_repeats > 0:
-                self.confirm(arguments)
+    def __init__(self, **settings: Any) -> None:
+        self.settings = settings  # the confirmation's keys and every hydra-optuna-sweeper setting
+        self.impl: Any = None
 
-        def confirm(self, arguments: list) -> None:
-            from pinsweep.autotune import confirm
-            from pinsweep.present.report import write_report
-            from pinsweep.present.terminal import summarize_and_report
-            from pinsweep.record import NESTED_SWEEP_MARK, read_rows
-            from pinsweep.sweep.progress import JOB_COUNT_FILE
+    def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
+        from pinsweep.autotune.sweeper import AutotuneSweeperImpl
 
-            sweep_dir = Path(str(self.config.hydra.sweep.dir))
-            confirm_dir = sweep_dir / confirm.CONFIRM_DIR
-            # the same split the Optuna sweeper makes: values fixed on the command line or in params
-            _, fixed_params = create_params_from_overrides(
-                self.sweeper._parse_sweeper_params_config() + list(arguments)
-            )
-            fixed = [f"{name}={value}" for name, value in fixed_params.items()]
-            keys = confirm.searched_keys(self.trials, fixed)
-            configured = {key: confirm.norm(OmegaConf.select(self.config, key)) for key in keys}
-            plan = confirm.plan(
-                self.trials, fixed, configured, self.confirm_top, self.confirm_repeats, self.confirm_seed
-            )
+        self.impl = AutotuneSweeperImpl(**self.settings)
+        self.impl.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
-            best = OmegaConf.load(sweep_dir / "optimization_results.yaml")
-            search_pick = confirm.settings_of([f"{k}={v}" for k, v in best.best_params.items()], keys, configured)
-
-            confirm_dir.mkdir(parents=True, exist_ok=True)
-            (confirm_dir / NESTED_SWEEP_MARK).write_text("auto-tune confirmation: a sweep of its own\n")
-            (confirm_dir / JOB_COUNT_FILE).write_text(str(len(plan.jobs)))
-            log.info(
-                "auto-tune: confirming %d configs against the defaults, %d rounds (%d jobs) into %s",
-                len(plan.candidates),
-                self.confirm_repeats,
-                len(plan.jobs),
-                confirm_dir,
-            )
-            # every job's own hydra.sweep.dir: launchers compose each job from the master config plus its
-            # overrides, so the jobs land in confirm/<n>/ under any launcher
-            where = f"hydra.sweep.dir='{confirm_dir}'"
-            launcher = Plugins.instance().instantiate_launcher(
-                config=self.config, hydra_context=self.hydra_context, task_function=self.task_function
-            )
-            launcher.launch([[*job, where] for job in plan.jobs], initial_job_idx=0)
-
-            rows = read_rows(confirm_dir)
-            try:  # the confirmation's own summary and report, against the defaults
-                write_report(confirm_dir, baseline=confirm.baseline_text(rows, plan))
-            except Exception:  # e.g. the defaults failed in every round: summarize against the first that ran
-                log.exception("confirmation report not written; summarizing %s against its first config", confirm_dir)
-                summarize_and_report(confirm_dir)
-            outcome = confirm.judge(rows, plan, search_pick, float(best.best_value))
-            # the report of the whole sweep, written when the callback summarizes the trials, quotes it
-            log.info("auto-tune: wrote %s", confirm.write_outcome(sweep_dir, outcome))
+    def sweep(self, arguments: list) -> None:
+        return self.impl.sweep(arguments)

@@ -24,6 +24,8 @@ import pickle
 import signal
 import sys
 import threading
+import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -68,6 +70,7 @@ def _child(config: dict, log_file: str | None, results: Connection) -> None:
     multiprocessing.set_start_method(None, force=True)
     import torch
 
+    from pinsweep.job.environment import torch_environment
     from pinsweep.job.train import run_job
 
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
@@ -77,6 +80,7 @@ def _child(config: dict, log_file: str | None, results: Connection) -> None:
     try:
         if torch.cuda.is_initialized():  # never true from the fork server, which imports and forks only
             raise RuntimeError("the job process started with CUDA initialized: set PINSWEEP_JOB_START=spawn")
+        results.send(("environment", torch_environment()))  # first: the row has it also if the job fails
         results.send(("ok", run_job(OmegaConf.create(config))))
     except Exception as error:
         log_traceback(error)
@@ -155,32 +159,39 @@ def start_job_server() -> None:
         forkserver.ensure_running()
 
 
-def run_isolated(cfg: DictConfig) -> dict[str, Any]:
+def run_isolated(cfg: DictConfig, on_environment: Callable[[dict[str, Any]], Any] | None = None) -> dict[str, Any]:
     """`run_job(cfg)` in a fresh process (see the module's docstring); its exceptions are raised here
-    unchanged."""
-    from pinsweep.job.train import JobTimeout
-
+    unchanged. `on_environment` gets the job's torch environment (pinsweep.job.environment) as soon as
+    the job sends it, before it trains, so that a failed job's row has it too. This process imports
+    no torch (only to unpickle a torch exception, when a job raises one)."""
     context = job_context()
     results, sender = context.Pipe(duplex=False)
     config = OmegaConf.to_container(cfg, resolve=True)
     child = context.Process(target=_child, args=(config, job_log_file(), sender), name="pinsweep-job")
     child.start()
     sender.close()  # the child holds the only writing end: a dead child reads as end-of-file
-    deadline = cfg.train.timeout_s + EXIT_GRACE_S if cfg.train.timeout_s else None
-    try:
-        finished = wait([results], timeout=deadline)
-    except BaseException:  # Ctrl-C or SIGTERM (pinsweep.sweep.interrupt): the job stops with the sweep
-        _kill_job(child)
-        raise
-    if not finished:  # stuck where its own alarm cannot reach: stop it from here
-        _kill_job(child)
-        raise JobTimeout(f"job exceeded train.timeout_s={cfg.train.timeout_s:g} and was killed")
-    try:
-        outcome, payload = results.recv()
-    except EOFError:
-        child.join()
-        message = f"job process exited with code {child.exitcode} without a result (killed or crashed)"
-        raise JobCrashed(message) from None
+    deadline = time.monotonic() + cfg.train.timeout_s + EXIT_GRACE_S if cfg.train.timeout_s else None
+    while True:
+        try:
+            finished = wait([results], timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+        except BaseException:  # Ctrl-C or SIGTERM (pinsweep.sweep.interrupt): the job stops with the sweep
+            _kill_job(child)
+            raise
+        if not finished:  # stuck where its own alarm cannot reach: stop it from here
+            _kill_job(child)
+            from pinsweep.job.train import JobTimeout  # here only: it imports torch
+
+            raise JobTimeout(f"job exceeded train.timeout_s={cfg.train.timeout_s:g} and was killed")
+        try:
+            outcome, payload = results.recv()
+        except EOFError:
+            child.join()
+            message = f"job process exited with code {child.exitcode} without a result (killed or crashed)"
+            raise JobCrashed(message) from None
+        if outcome != "environment":
+            break
+        if on_environment is not None:
+            on_environment(payload)
     child.join()
     if outcome == "error":
         raise payload

@@ -3,23 +3,27 @@
 - `${pinsweep_cpus:}` (slurm.yaml's cpus_per_task): 1 CPU for the training process plus one per
   DataLoader worker of the hungriest job in the sweep. A job given fewer cores than it has workers
   measures CPU starvation, not the loader setting. Resolved once, where the launcher is built.
-- `visible_gpus` and `gpu_slots` for hydra/launcher=local (the launcher class itself lives in
-  hydra_plugins/pinsweep_launcher/, where Hydra looks for plugins).
+- hydra/launcher=local's GPUs (the launcher class itself lives in hydra_plugins/pinsweep_launcher/,
+  where Hydra looks for plugins): the parent's visible GPUs, named as the parent names them (indices,
+  `GPU-<uuid>`, MIG ids), split into disjoint slots; each job sees exactly its slot's, never more.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep, Override
+from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 
 CPUS_RESOLVER = "pinsweep_cpus"
 NUM_WORKERS = "loader.num_workers"
+LOCAL_OWN_SETTINGS = {"submitit_folder", "gpus_per_node"}  # hydra/launcher=local sets these itself
+T = TypeVar("T")
 
 
 def sweep_arguments(root: DictConfig) -> list[str]:
@@ -53,41 +57,59 @@ def cpus_per_job(*, _root_: DictConfig) -> int:
 
 
 def register_launchers() -> None:
-    """What conf/hydra/ needs before Hydra composes the config and scans for plugins."""
+    """What conf/hydra/launcher/ needs before Hydra composes the config: `${pinsweep_cpus:}`. Called by
+    the launcher plugin as Hydra's plugin scan imports it (so in any Hydra app that puts
+    pkg://pinsweep.conf on its search path) and by pinsweep's own app as it starts."""
     if not OmegaConf.has_resolver(CPUS_RESOLVER):
         OmegaConf.register_new_resolver(CPUS_RESOLVER, cpus_per_job)
-    _expose_plugin()
 
 
-def _expose_plugin() -> None:
-    """Hydra 1.3 finds plugins by listing the `hydra_plugins` namespace's folders; an editable install
-    (`pip install -e .`, setuptools >= 64) imports hydra_plugins/pinsweep_launcher and pinsweep_sweeper
-    (the default sweeper, so every sweep needs it) through a hook that such a listing cannot see (hydra
-    issue #3252). Add the checkout's folder to the namespace."""
-    folder = Path(__file__).resolve().parents[2] / "hydra_plugins"
-    try:
-        import hydra_plugins
-    except ImportError:
-        return
-    if (folder / "pinsweep_launcher").is_dir() and str(folder) not in list(hydra_plugins.__path__):
-        hydra_plugins.__path__.append(str(folder))
+# ------------------------------------------------------------------ hydra/launcher=local: GPUs per job
 
 
-def visible_gpus() -> list[int]:
-    """The GPUs this machine lets us use, by index, without creating a CUDA context here."""
+class GpuRequestError(CompactHydraException, ValueError):
+    """More GPUs per job than the parent can see; Hydra prints a CompactHydraException as one line."""
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, each as the parent names it (an index, `GPU-<uuid>` or a MIG id):
+    CUDA_VISIBLE_DEVICES as given, where set (empty: none), else every GPU of the machine by index."""
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
     if listed is None:
-        import torch
+        import torch  # only here: the count without creating a CUDA context in this process
 
-        return list(range(torch.cuda.device_count()))
-    entries = [entry.strip() for entry in listed.split(",") if entry.strip()]
-    if not all(entry.isdigit() for entry in entries):
-        raise ValueError(f"CUDA_VISIBLE_DEVICES={listed}: hydra/launcher=local needs GPU indices, e.g. 0,1,2,3")
-    return [int(entry) for entry in entries]
+        return [str(index) for index in range(torch.cuda.device_count())]
+    return [entry.strip() for entry in listed.split(",") if entry.strip()]
 
 
-def gpu_slots(gpus: Sequence[int], per_job: int) -> list[tuple[int, ...]]:
-    """Disjoint GPU sets, one per job running at a time; without GPUs one slot, so one job at a time."""
-    if per_job < 1 or len(gpus) < per_job:
+def gpu_slots(gpus: Sequence[T], per_job: int) -> list[tuple[T, ...]]:
+    """Disjoint GPU sets, one per job running at a time, each a subset of `gpus`; without GPUs (or with
+    0 per job) one slot without any, so one job at a time. GPUs left over (3 GPUs, 2 per job) stay idle."""
+    if per_job < 1 or not gpus:
         return [()]
+    if len(gpus) < per_job:
+        raise GpuRequestError(
+            f"hydra/launcher=local: hydra.launcher.gpus_per_node={per_job} but only {len(gpus)} GPU(s) visible "
+            f"(CUDA_VISIBLE_DEVICES={','.join(map(str, gpus))}): make more visible or lower gpus_per_node"
+        )
     return [tuple(gpus[start : start + per_job]) for start in range(0, len(gpus) - per_job + 1, per_job)]
+
+
+def local_executor(params: dict[str, Any]) -> Any:
+    """submitit's local executor with every launcher setting as the user gave it (it ignores the ones it
+    has no use for, such as mem_gb), except the folder (the executor's own) and the GPUs: submitit would
+    number them from 0 whatever the parent sees, so it gets none and each job sets its own
+    (run_on_gpus). No resubmission after a timeout: a job past timeout_min is a finding."""
+    import submitit
+
+    executor = submitit.LocalExecutor(folder=params["submitit_folder"], max_num_timeout=0)
+    forwarded = {key: value for key, value in params.items() if key not in LOCAL_OWN_SETTINGS}
+    executor.update_parameters(**forwarded, gpus_per_node=0)
+    return executor
+
+
+def run_on_gpus(gpus: Sequence[str], job: Callable[..., Any], *job_args: Any) -> Any:
+    """A job's body in its submitit process: exactly its slot's GPUs visible, as the parent names
+    them, set before anything in the job touches CUDA; then the job (hydra-submitit-launcher's own)."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+    return job(*job_args)
