@@ -71,6 +71,9 @@ class Plan:
     jobstart_model: str = "resnet18"
     jobstart_train_size: int = 1024
     jobstart_jobs: int = 4
+    # the CPU budget: a compute-bound job on one core (train.cpus=0) and on two (0-1)
+    budget_repeats: int = 5
+    budget_train_size: int = 4096
     # --gpu: ResNet-34, batch 256, CIFAR-10-sized synthetic data, adaptive timing
     gpu_repeats: int = 3
     gpu_train_size: int = 50000
@@ -93,6 +96,8 @@ QUICK = Plan(
     jobstart_model="tiny",
     jobstart_train_size=512,
     jobstart_jobs=3,
+    budget_repeats=2,
+    budget_train_size=1024,
     gpu_repeats=1,
     gpu_train_size=10240,
     gpu_ceiling_steps=20,
@@ -561,6 +566,32 @@ def repeat_cv(runner: Runner, plan: Plan) -> list[Figure]:
     return [Figure("repeat_cv", "repeat-to-repeat CV of images/s", cv, "rel", "<= 5%", cv <= 0.05, detail)]
 
 
+def cpu_budget(runner: Runner, plan: Plan) -> list[Figure]:
+    """train.cpus=0 against 0-1 on a compute-bound job: the tensor pipeline (a gather per batch) feeding
+    a tiny CNN of width 32; train.threads left null, so each job runs as many intra-op threads as it has
+    cores. The rows must record the cores and threads each job had."""
+    job = [*CPU_JOB, "model.width=32", "data.pipeline=tensor", f"data.train_size={plan.budget_train_size}"]
+    job += ["train.epochs=2", "train.ceiling_steps=0"]
+    runs = interleave(
+        runner,
+        {cores: lambda cores=cores: runner.pinsweep([*job, f"train.cpus={cores}"])[0] for cores in ("0", "0-1")},
+        plan.budget_repeats,
+    )
+    one, two = ([r["images_per_s"] for r in runs[c]] for c in ("0", "0-1"))
+    had = {c: sorted({(r["cpu_cores"], r["torch_threads"], r["cpu_threads"]) for r in runs[c]}) for c in runs}
+    low, high = _ratio_ci(two, one)
+    detail = {
+        "workload": "tiny CNN width 32, tensor pipeline, batch 256, num_workers 0, one job per process",
+        "one_core_images_per_s": _rounded(one, 1),
+        "two_cores_images_per_s": _rounded(two, 1),
+        "ratio_ci": [low, high],
+        "recorded": had,  # (cores, intra-op threads, torch threads in all) as the rows recorded them
+    }
+    ratio = median(two) / median(one)
+    label = "images/s on train.cpus=0-1 over train.cpus=0"
+    return [Figure("cpu_budget", label, ratio, "x", "95% CI above 1x", low > 1.0, detail)]
+
+
 # ------------------------------------------------------------------------------------------- GPU
 
 
@@ -764,6 +795,7 @@ SECTIONS = {
     "precision": precision,
     "input": input_path,
     "cv": repeat_cv,
+    "budget": cpu_budget,
 }
 GPU_SECTIONS = {"ceiling": gpu_ceiling, "pinning": gpu_pinning}
 

@@ -11,6 +11,9 @@
 # Then an ImageNet-style loader (README "Tuning an ImageNet-style loader"): a generated JPEG tree
 # (pinsweep.input.jpegs, 256 px), ResNet-18 at 224 px, batch 128, 4 workers, pinned,
 # data.decoder=torchvision,nvjpeg x loader.device_prefetch=0,2: 4 jobs, its summary in imagefolder/.
+# With at least 2 GPUs visible, a multi-rank stage: train.ranks=2 (NCCL, DDP, one GPU per rank),
+# loader.num_workers=0,4 per rank, 2 repeats: 4 jobs, its summary and each job's ranks.csv in ranks/;
+# with fewer GPUs it says in one line that it skipped the stage.
 # The results go to $OUT/gpu-check if OUT is set, else benchmarks/gpu-results/. A failing stage does
 # not stop the later ones; the script exits non-zero at the end if any stage failed.
 #
@@ -96,6 +99,16 @@ summary() {
   python -m pinsweep.summarize "$SWEEP"
 }
 
+ranks_sweep() {  # train.ranks=2 through torch's elastic agent: NCCL between the two GPUs
+  rm -rf "$RESULTS/ranks"
+  python -m pinsweep -m \
+    train.ranks=2 train.device=cuda loader.num_workers=0,4 train.repeat=0,1 \
+    data=synthetic "data.train_size=$TRAIN_SIZE" data.test_size=256 "model=$MODEL" "loader.batch_size=$BATCH" \
+    loader.pin_memory=true loader.non_blocking=true train.epochs=2 train.max_steps_per_epoch=30 \
+    "train.ceiling_budget_s=$CEILING_BUDGET_S" train.evaluate=false train.timeout_s=60 "hydra.sweep.dir=$RESULTS/ranks"
+  cat "$RESULTS"/ranks/*/ranks.csv
+}
+
 write_json() {
   python - <<'EOF'
 """benchmarks/gpu-results/gpu_check.json: the environment, and per config its images/s, breakdown,
@@ -170,16 +183,25 @@ print(f"wrote {path}: {len(configs)} configs, {sum(job['status'] == 'ok' for job
 EOF
 }
 
-export -f environment install_if_missing sweep imagefolder_sweep summary write_json
+export -f environment install_if_missing sweep imagefolder_sweep summary write_json ranks_sweep
 stage environment 20 environment
 stage install 240 install_if_missing
+# GPUs visible, counted by NVML (no CUDA context in this shell's python)
+GPUS=$(PYTORCH_NVML_BASED_CUDA_CHECK=1 python -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)
+RANKS_S=0
+if [ "$GPUS" -ge 2 ]; then RANKS_S=90; fi  # time kept for the multi-rank stage where it runs
 if [ "$RUN_TESTS" = 1 ]; then
-  stage "pytest -m gpu" 120 "python -m pytest -m gpu -q -p no:cacheprovider" 300
+  stage "pytest -m gpu" 120 "python -m pytest -m gpu -q -p no:cacheprovider" $((300 + RANKS_S))
 fi
-stage sweep 400 sweep 170  # the reserve keeps 2 minutes for the imagefolder stage
-stage summary 30 summary 140
-stage json 20 write_json 120
-stage imagefolder 120 imagefolder_sweep
+stage sweep 400 sweep $((170 + RANKS_S))  # the reserve keeps 2 minutes for the imagefolder stage
+stage summary 30 summary $((140 + RANKS_S))
+stage json 20 write_json $((120 + RANKS_S))
+stage imagefolder 120 imagefolder_sweep "$RANKS_S"
+if [ "$GPUS" -ge 2 ]; then
+  stage "ranks (2 GPUs, NCCL)" "$RANKS_S" ranks_sweep
+else
+  echo "=== ranks (2 GPUs, NCCL): skipped, $GPUS GPU(s) visible and the multi-rank stage needs at least 2"
+fi
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "gpu check: failed stages: ${failed[*]}"
