@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from pinsweep.app import register_configs
 from pinsweep.record import read_row
-from pinsweep.sweep.launchers import gpu_slots, largest_num_workers
+from pinsweep.sweep.launchers import cpus_per_job, gpu_slots, gpus_per_job, largest_num_workers
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = REPO_ROOT / "tests" / "slurm" / "cluster.sh"
@@ -121,6 +121,22 @@ def test_the_presets_compose_with_one_gpu_per_job_and_a_cpu_per_worker_plus_one(
     assert local.launcher.gpus_per_node == 1
 
 
+@pytest.mark.parametrize(
+    ("task", "tasks_per_node", "cpus", "gpus"),
+    [
+        # the job starts its ranks itself (torch's elastic agent): each rank's CPUs in the one task
+        (["train.ranks=1,2", "loader.num_workers=0,1"], 1, 4, 2),
+        # SLURM starts them, one task per rank: a task's CPUs are one rank's
+        (["train.ranks=2", "loader.num_workers=1"], 2, 2, 2),
+        (["loader.num_workers=3"], 1, 4, 1),
+    ],
+)
+def test_the_presets_give_every_rank_its_cpus_and_its_gpu(task, tasks_per_node, cpus, gpus):
+    root = _sweep_config(task)
+    root.hydra.launcher = {"tasks_per_node": tasks_per_node}
+    assert (cpus_per_job(_root_=root), gpus_per_job(_root_=root)) == (cpus, gpus)
+
+
 @needs_submitit
 def test_the_local_launcher_forwards_every_setting_it_does_not_set_itself(tmp_path):
     register_configs()
@@ -201,6 +217,34 @@ def test_a_sweep_runs_as_slurm_jobs_into_one_sweep_folder(slurm_cluster, tmp_pat
     summary = pd.read_csv(sweep_dir / "summary.csv")
     assert len(summary) == 4 and summary["n"].tolist() == [1, 1, 1, 1]
     assert "pinsweep summary" in result.stdout
+
+
+@pytest.mark.slow
+@needs_submitit
+def test_a_two_task_job_trains_as_two_ranks_with_the_row_of_a_local_two_rank_job(slurm_cluster, tmp_path):
+    """hydra.launcher.tasks_per_node=2: SLURM starts the job twice, each task joins the other as a rank
+    (submitit's TorchDistributedEnvironment), rank 0 records one row and ranks.csv; the row has what the
+    same job started locally (torch's elastic agent) has."""
+    job = (*TINY_JOB, "model.width=8", "train.ranks=2", "train.evaluate=false", "train.repeat=0")
+    sweep_dir, local_dir = tmp_path / "sweep", tmp_path / "local"
+    result = _pinsweep(
+        "-m", *ON_THIS_CLUSTER, "hydra.launcher.tasks_per_node=2", "hydra.launcher.timeout_min=10", *job,
+        f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "#SBATCH --ntasks-per-node=2" in _submission_scripts(sweep_dir)
+    local = _pinsweep("-m", *job, f"hydra.sweep.dir={local_dir}", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr[-3000:]
+
+    (row,), (local_row,) = _job_rows(sweep_dir), _job_rows(local_dir)
+    assert row["status"] == "ok" and str(row["env.slurm_job_id"]).isdigit()
+    assert set(row) == set(local_row)  # the same columns ...
+    same = ("ranks", "items_timed", "steps_timed", "warmup_steps", "cpu_processes", "straggler_rank")
+    assert {key: row[key] for key in same} == {key: local_row[key] for key in same}  # ... and the same job
+    assert row["ranks"] == 2 and row["images_per_s"] > 0
+    per_rank = pd.read_csv(sweep_dir / "0" / "ranks.csv")
+    assert per_rank["rank"].tolist() == [0, 1] and per_rank["items_timed"].sum() == row["items_timed"]
+    assert len(list((sweep_dir / ".submitit").glob("*/*_1_log.out"))) == 1  # task 1 ran, with a log of its own
 
 
 @pytest.mark.slow

@@ -1,8 +1,10 @@
 """What the launcher presets in conf/hydra/launcher/ need beyond hydra-submitit-launcher's own config.
 
 - `${pinsweep_cpus:}` (slurm.yaml's cpus_per_task): 1 CPU for the training process plus one per
-  DataLoader worker of the hungriest job in the sweep. A job given fewer cores than it has workers
-  measures CPU starvation, not the loader setting. Resolved once, where the launcher is built.
+  DataLoader worker of the hungriest job in the sweep, for each rank the task runs (train.ranks, all
+  of them in one task unless hydra.launcher.tasks_per_node gives each its own). A job given fewer
+  cores than it has workers measures CPU starvation, not the loader setting. Resolved once, where the
+  launcher is built; `${pinsweep_gpus:}` (gpus_per_node): a GPU per rank of the largest train.ranks.
 - hydra/launcher=local's GPUs (the launcher class itself lives in hydra_plugins/pinsweep_launcher/,
   where Hydra looks for plugins): the parent's visible GPUs, named as the parent names them (indices,
   `GPU-<uuid>`, MIG ids), split into disjoint slots; each job sees exactly its slot's, never more.
@@ -20,8 +22,8 @@ from hydra.core.override_parser.types import IntervalSweep, Override
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 
-CPUS_RESOLVER = "pinsweep_cpus"
-NUM_WORKERS = "loader.num_workers"
+CPUS_RESOLVER, GPUS_RESOLVER = "pinsweep_cpus", "pinsweep_gpus"
+NUM_WORKERS, RANKS = "loader.num_workers", "train.ranks"
 LOCAL_OWN_SETTINGS = {"submitit_folder", "gpus_per_node"}  # hydra/launcher=local sets these itself
 T = TypeVar("T")
 
@@ -37,9 +39,14 @@ def sweep_arguments(root: DictConfig) -> list[str]:
 def largest_num_workers(root: DictConfig) -> int:
     """The largest loader.num_workers of any job: from the sweep's overrides (command line and
     hydra.sweeper.params, sweep syntax included) and from the composed config (experiment files)."""
-    largest = OmegaConf.select(root, NUM_WORKERS, default=0) or 0
+    return largest_value(root, NUM_WORKERS, 0)
+
+
+def largest_value(root: DictConfig, key: str, default: int) -> int:
+    """The largest value of an integer key in any job of the sweep (see largest_num_workers)."""
+    largest = OmegaConf.select(root, key, default=default) or default
     for override in OverridesParser.create().parse_overrides(sweep_arguments(root)):
-        if override.key_or_group == NUM_WORKERS:
+        if override.key_or_group == key:
             largest = max(largest, *_values(override))
     return int(largest)
 
@@ -53,7 +60,13 @@ def _values(override: Override) -> list[int]:
 
 
 def cpus_per_job(*, _root_: DictConfig) -> int:
-    return 1 + largest_num_workers(_root_)
+    tasks = OmegaConf.select(_root_, "hydra.launcher.tasks_per_node", default=1) or 1
+    ranks_per_task = math.ceil(largest_value(_root_, RANKS, 1) / tasks)
+    return ranks_per_task * (1 + largest_num_workers(_root_))
+
+
+def gpus_per_job(*, _root_: DictConfig) -> int:
+    return largest_value(_root_, RANKS, 1)
 
 
 def register_launchers() -> None:
@@ -62,6 +75,8 @@ def register_launchers() -> None:
     pkg://pinsweep.conf on its search path) and by pinsweep's own app as it starts."""
     if not OmegaConf.has_resolver(CPUS_RESOLVER):
         OmegaConf.register_new_resolver(CPUS_RESOLVER, cpus_per_job)
+    if not OmegaConf.has_resolver(GPUS_RESOLVER):
+        OmegaConf.register_new_resolver(GPUS_RESOLVER, gpus_per_job)
 
 
 # ------------------------------------------------------------------ hydra/launcher=local: GPUs per job
