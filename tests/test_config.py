@@ -38,6 +38,7 @@ def test_default_config_is_the_notebooks_setup(compose_cfg):
         "device_prefetch": 0,
         "engine": "dataloader",
         "worker_type": "process",
+        "worker_threads": None,
     }
     train = cfg.train
     assert (train.epochs, train.lr, train.seed, train.device) == (10, 0.001, 1, "auto")
@@ -222,7 +223,7 @@ def test_validate_rejects_unrunnable_values_naming_the_key(compose_cfg, override
     [
         ("data.pipeline=gpu", "[pil, tensor, device]"),
         ("train.mode=fast", "[epochs, adaptive]"),
-        ("train.inject_fault=explode", "[raise, oom, kill_worker, hang]"),
+        ("train.inject_fault=explode", "[raise, oom, kill_worker, hang, kill]"),
     ],
 )
 def test_a_value_outside_a_keys_choices_is_refused_while_composing(compose_cfg, override, choices):

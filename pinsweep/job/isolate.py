@@ -37,7 +37,7 @@ LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's j
 EXIT_GRACE_S = 30.0  # beyond train.timeout_s, for the child to time itself out and report
 START_METHODS = ("forkserver", "spawn")
 # what the fork server imports once, so that no job imports it again: the job and its lazy imports
-PRELOAD = ["pinsweep.job.train", "scipy.stats"]
+PRELOAD = ["pinsweep.job.train", "pinsweep.job.ranks", "scipy.stats"]
 
 
 class JobCrashed(RuntimeError):
@@ -51,6 +51,8 @@ def _exit_with_parent() -> None:
 
     def watch() -> None:
         parent.join()
+        if os.getpgid(0) == os.getpid():  # the job's whole group (_child): its ranks and their DataLoader workers
+            os.killpg(0, signal.SIGKILL)
         os._exit(1)
 
     if parent is not None:
@@ -71,7 +73,7 @@ def _child(config: dict, log_file: str | None, results: Connection) -> None:
     import torch
 
     from pinsweep.job.environment import torch_environment
-    from pinsweep.job.train import run_job
+    from pinsweep.job.ranks import run  # the job: one process, or train.ranks ranks
 
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
@@ -81,7 +83,7 @@ def _child(config: dict, log_file: str | None, results: Connection) -> None:
         if torch.cuda.is_initialized():  # never true from the fork server, which imports and forks only
             raise RuntimeError("the job process started with CUDA initialized: set PINSWEEP_JOB_START=spawn")
         results.send(("environment", torch_environment()))  # first: the row has it also if the job fails
-        results.send(("ok", run_job(OmegaConf.create(config))))
+        results.send(("ok", run(OmegaConf.create(config))))
     except Exception as error:
         log_traceback(error)
         try:
@@ -96,6 +98,9 @@ def one_line(error: BaseException) -> str:
     terminal and the row. An exception raised in a DataLoader worker reaches the job as "Caught
     ValueError in DataLoader worker process 0." plus the worker's whole traceback: its last line is the
     worker's own exception."""
+    rank, cause = getattr(error, "rank", None), getattr(error, "error", None)
+    if isinstance(rank, int) and isinstance(cause, BaseException):  # pinsweep.job.ranks.RankFailed: that rank's own
+        return f"rank {rank}: {one_line(cause)}"
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
     if len(lines) > 1 and lines[1].startswith("Original Traceback"):
         return f"{lines[-1]} (in a DataLoader worker)"
