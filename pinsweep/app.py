@@ -24,14 +24,20 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from pinsweep.config import Config
+from pinsweep.job import slurm
 from pinsweep.job.environment import environment, host_environment
 from pinsweep.job.isolate import job_log_file, log_traceback, one_line, run_isolated
 from pinsweep.record import (
     CONFIG_GROUPS,
+    RANK_FIGURES,
     CorruptRow,
+    evaluation_line,
     flatten_config,
     read_row,
     set_aside,
+    throughput_of,
+    unit_of,
+    write_ranks,
     write_row,
 )
 from pinsweep.sweep.interrupt import Interrupted, finish_interrupted, job_signals
@@ -65,11 +71,14 @@ STATUS_OF = {
     "OutOfMemoryError": "oom",  # torch.OutOfMemoryError (torch.cuda.OutOfMemoryError)
     "JobTimeout": "timeout",  # pinsweep.job.train: past train.timeout_s
     "JobCrashed": "crashed",  # pinsweep.job.isolate: the job's process died without reporting
+    "RankCrashed": "crashed",  # pinsweep.job.ranks: one rank of the job died without reporting
 }
 
 
 def classify(error: BaseException) -> str:
     """The row status for a failure: what went wrong, in one word the summary can group by."""
+    if type(error).__name__ == "RankFailed":  # pinsweep.job.ranks: one rank raised; the status is its error's
+        return classify(error.error)
     for cls in type(error).__mro__:
         if cls.__name__ in STATUS_OF:
             return STATUS_OF[cls.__name__]
@@ -126,19 +135,22 @@ def run_and_record(cfg: DictConfig, job_dir: str | Path, job_num: int = 0, overr
             # in here: a stop signal during them still leaves an `interrupted` row
             if cfg.isolate:  # the torch side of env.* comes from the job's process, which has torch
                 row.update(host_environment())
-                row.update(run_isolated(cfg, on_environment=row.update))
+                metrics = run_isolated(cfg, on_environment=row.update)
             else:
-                from pinsweep.job.train import run_job  # imports torch: this process runs the job itself
+                from pinsweep.job.ranks import run  # imports torch: this process runs the job itself
 
                 row.update(environment())
-                row.update(run_job(cfg))
+                metrics = run(cfg)
+            write_ranks(job_dir, metrics.pop(RANK_FIGURES))  # each rank's own figures, beside the row
+            row.update(metrics)
         log.info(
-            "job #%s ok: %.1f images/s steady state on %s, median epoch %.2f s, test accuracy %s",
+            "job #%s ok: %.1f %s/s steady state on %s, median epoch %.2f s, %s",
             job_num,
-            row["images_per_s"],
+            throughput_of(row),
+            unit_of(row),
             row["device"],
             row["epoch_s_median"],
-            row.get("test_accuracy", "n/a"),
+            evaluation_line(row),
         )
         if not row.get("loss_finite", True):
             log.warning(
@@ -162,10 +174,31 @@ def run_and_record(cfg: DictConfig, job_dir: str | Path, job_num: int = 0, overr
     return row
 
 
+def follow(cfg: DictConfig) -> None:
+    """Train as one rank of the job (pinsweep.job.ranks.join); its failures are logged here, as one
+    line, and reach rank 0 as the failure of a collective, which rank 0 records."""
+    try:
+        with job_signals():
+            if cfg.isolate:
+                run_isolated(cfg)
+            else:
+                from pinsweep.job.ranks import run
+
+                run(cfg)
+    except Exception as error:
+        log.error("this rank failed: %s (log: %s)", one_line(error), job_log_file() or "none")
+    except Interrupted as interruption:
+        interruption.caught()
+        log.error("this rank was interrupted: %s", interruption)
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if slurm.is_follower():  # a SLURM task of a multi-rank job other than rank 0: rank 0 records the row
+        follow(cfg)
+        return None
     try:
         row = run_and_record(
             cfg,
@@ -183,7 +216,7 @@ def main(cfg: DictConfig) -> float | None:
         # None, not NaN: hydra-optuna-sweeper tells Optuna a NaN as a completed value, which Optuna
         # refuses with an error that ends the whole search; a value that is no number is a failed trial
         return None
-    return float(row["images_per_s"])
+    return throughput_of(row)
 
 
 def register_configs() -> None:

@@ -50,16 +50,16 @@ class WorkerType(Choice):
 
 
 # `raise` is a Python keyword, so this one is spelt as a list; what each does: pinsweep.job.train.inject_fault
-Fault = Choice("Fault", [(name, name) for name in ("raise", "oom", "kill_worker", "hang")], module=__name__)
+Fault = Choice("Fault", [(name, name) for name in ("raise", "oom", "kill_worker", "hang", "kill")], module=__name__)
 
 
 @dataclass
 class ModelConfig:
     name: str = MISSING  # resnet34 | resnet18 | tiny | custom (then _target_ names your nn.Module)
-    num_classes: int = 10  # output classes; CIFAR-10 has 10
+    num_classes: int = 10  # output classes; CIFAR-10 has 10 (a custom class gets it only if it takes num_classes)
     width: int = 16  # channels of the first layer of the `tiny` CNN (ignored by the ResNets)
     _target_: Optional[str] = None  # dotted path of your own nn.Module class (model=custom)
-    kwargs: Dict[str, Any] = field(default_factory=dict)  # keyword arguments for _target_
+    kwargs: Dict[str, Any] = field(default_factory=dict)  # keyword arguments for _target_ (all it is built with)
 
 
 @dataclass
@@ -77,11 +77,12 @@ class DataConfig:
     split_arg: Optional[str] = "train"  # custom: the keyword that picks the split (True/False)
     image_size: int = 224  # imagefolder: side of the crops the model sees (random resized crop / center crop)
     decoder: Decoder = Decoder.pil  # imagefolder: pil | torchvision (CPU decode_jpeg) | nvjpeg (GPU decode_jpeg)
+    collate_fn: Optional[str] = None  # dotted path of your collate_fn(samples) -> batch (both engines); null = torch's
 
 
 @dataclass
 class LoaderConfig:
-    batch_size: int = 256  # images per step
+    batch_size: int = 256  # samples per step
     num_workers: int = 0  # worker processes; 0 loads in the training process
     pin_memory: bool = False  # page-locked host batches (only matters with an accelerator)
     non_blocking: bool = False  # .to(device, non_blocking=...): lets the copy overlap compute
@@ -93,16 +94,17 @@ class LoaderConfig:
     device_prefetch: int = 0  # copy batches to the device on a side CUDA stream this many steps ahead
     engine: Engine = Engine.dataloader  # dataloader: torch.utils.data.DataLoader | nodes: torchdata.nodes
     worker_type: WorkerType = WorkerType.process  # process | thread (thread needs loader.engine=nodes)
+    worker_threads: Optional[int] = None  # torch threads in each worker (its worker_init_fn); null = torch's 1
 
 
 @dataclass
 class TrainConfig:
     epochs: int = 10  # passes over the train split (mode=epochs)
-    lr: float = 1e-3  # Adam learning rate
+    lr: float = 1e-3  # learning rate, passed to train.optimizer unless it sets lr itself
     seed: int = 1  # seeds torch, numpy and Python's random
     device: str = "auto"  # auto (cuda if available, else cpu) | cpu | cuda | cuda:N
     deterministic: bool = True  # cudnn.deterministic, as the notebook set it
-    evaluate: bool = True  # measure test accuracy after training (timed separately)
+    evaluate: bool = True  # evaluate on the test split after training (timed separately)
     train_accuracy_pass: bool = False  # notebook protocol: a train-accuracy pass inside each timed epoch
     mode: Mode = Mode.epochs  # epochs: full epochs | adaptive: time steps until the CI target is met
     warmup_steps: Optional[int] = None  # excluded from steady state; null = first epoch if epochs > 1, else 3
@@ -117,7 +119,18 @@ class TrainConfig:
     channels_last: bool = False  # NHWC memory format for model and batches
     repeat: int = 0  # replicate index: sweep it (train.repeat=0,1,2) for repeats; not a config axis
     timeout_s: Optional[float] = None  # fail the job as `timeout` after this many seconds
-    inject_fault: Optional[Fault] = None  # tests of fault handling: raise | oom | kill_worker | hang
+    inject_fault: Optional[Fault] = None  # tests of fault handling: raise | oom | kill_worker | hang | kill
+    fault_rank: Optional[int] = None  # with train.ranks > 1: only this rank injects the fault; null = every rank
+    ranks: int = 1  # training processes (torch.distributed ranks, DDP); loader settings are per rank
+    threads: Optional[int] = None  # torch intra-op threads per rank (torch.set_num_threads); null = torch's default
+    cpus: Optional[str] = None  # cores the job may use (os.sched_setaffinity), e.g. 0-7 or 0,2,4; null = all it has
+    step: str = "pinsweep.job.step.classification"  # dotted path of step(model, batch) -> scalar loss tensor
+    optimizer: Dict[str, Any] = field(  # a Hydra partial, called with the model's parameters (and lr=train.lr)
+        default_factory=lambda: {"_target_": "torch.optim.Adam", "_partial_": True}
+    )
+    count: Optional[str] = None  # dotted path of count(batch) -> int, its items; null = first dim of its first tensor
+    unit: Optional[str] = None  # what count counts (tokens, ...); null = images for image data, else samples
+    eval_step: Optional[str] = None  # dotted path of eval_step(model, batch) -> float | dict; null = accuracy or loss
 
 
 @dataclass
@@ -162,6 +175,7 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"loader.prefetch_factor={loader.prefetch_factor}: must be >= 1 or null")
     if train.epochs < 1:
         raise ConfigError(f"train.epochs={train.epochs}: must be >= 1")
+    _validate_budget(train, loader, data)
     if train.inject_fault == "kill_worker" and loader.num_workers == 0:
         raise ConfigError("train.inject_fault=kill_worker needs a worker to kill: set loader.num_workers >= 1")
     _validate_train(train)
@@ -189,6 +203,40 @@ def _validate_input(data: Any, loader: Any) -> None:
         )
     if loader.device_prefetch < 0:
         raise ConfigError(f"loader.device_prefetch={loader.device_prefetch}: must be >= 0 (0: copy in the step)")
+    if data.collate_fn and data.pipeline != Pipeline.pil:  # those pipelines gather whole batches themselves
+        raise ConfigError(
+            f"data.collate_fn collates samples, and data.pipeline={data.pipeline} gathers whole uint8 batches: "
+            "use data.pipeline=pil with a collate_fn, or set data.collate_fn=null"
+        )
+    if data.collate_fn and data.decoder == Decoder.nvjpeg:
+        raise ConfigError("data.decoder=nvjpeg collates the encoded files itself: set data.collate_fn=null")
+
+
+def _validate_budget(train: Any, loader: Any, data: Any) -> None:
+    """Ranks and the CPU budget; whether train.cpus names cores this machine has is checked in the job
+    (pinsweep.job.ranks), where the cores are known."""
+    if train.ranks < 1:
+        raise ConfigError(f"train.ranks={train.ranks}: must be >= 1 (1 trains in one process)")
+    for key, value in (("train.threads", train.threads), ("loader.worker_threads", loader.worker_threads)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{key}={value}: must be >= 1 thread, or null for torch's default")
+    if train.fault_rank is not None and not 0 <= train.fault_rank < train.ranks:
+        raise ConfigError(f"train.fault_rank={train.fault_rank}: must name a rank, 0 .. {train.ranks - 1}, or null")
+    if train.ranks > 1 and train.mode == Mode.adaptive:
+        raise ConfigError(
+            "train.mode=adaptive with train.ranks > 1: the ranks would have to agree on when to stop every step; "
+            "use train.mode=epochs (with train.max_steps_per_epoch for short runs)"
+        )
+    if train.ranks > 1 and data.pipeline == Pipeline.device:
+        raise ConfigError(
+            "data.pipeline=device with train.ranks > 1: the resident split is not sharded between ranks; "
+            "use data.pipeline=tensor (or pil), whose loader each rank samples its share from"
+        )
+    if loader.worker_threads is not None and loader.engine == Engine.nodes:
+        raise ConfigError(
+            "loader.worker_threads sets torch threads in DataLoader workers (worker_init_fn): "
+            "use it with loader.engine=dataloader, or set loader.worker_threads=null"
+        )
 
 
 def _validate_train(train: Any) -> None:
@@ -208,4 +256,9 @@ def _validate_train(train: Any) -> None:
         raise ConfigError(f"train.min_steps={train.min_steps}: must be >= 1, e.g. 100")
     if train.ceiling_steps < 0:
         raise ConfigError(f"train.ceiling_steps={train.ceiling_steps}: must be >= 0 (0 skips the ceilings)")
+    if not train.optimizer.get("_target_"):
+        raise ConfigError(
+            "train.optimizer needs a _target_: the dotted path of a torch.optim class, e.g. "
+            "train.optimizer._target_=torch.optim.SGD"
+        )
 

@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # pandas costs start-up: imported only where rows are read or
     import pandas as pd
 
 ROW_FILE = "row.csv"
+RANKS_FILE = "ranks.csv"  # beside it: each rank's own figures, one line per rank (pinsweep.job.ranks)
+RANK_FIGURES = "rank_figures"  # the job's metrics hold each rank's figures here, for RANKS_FILE
 NESTED_SWEEP_MARK = ".pinsweep-sweep"  # a folder holding this is a sweep of its own, not jobs of the one around it
 CONFIG_GROUPS = tuple(GROUP_SCHEMAS)  # the config groups whose keys become row columns
 
@@ -47,18 +49,69 @@ def flatten_config(cfg: DictConfig) -> dict[str, Any]:
     return flat
 
 
+# ------------------------------------------------------------------------------------- throughput
+
+
+def throughput_of(row: dict[str, Any]) -> float:
+    """A row's steady-state items per second in its unit; a row written before the unit existed has
+    only images_per_s, which is the same figure."""
+    value = row.get("throughput")
+    if value is None or value != value:  # absent or NaN
+        value = row.get("images_per_s", float("nan"))
+    return float(value)
+
+
+def unit_of(row: dict[str, Any]) -> str:
+    """What a row's throughput counts (train.unit): `images` for rows written before the unit existed."""
+    unit = row.get("unit")
+    return unit if isinstance(unit, str) and unit else "images"
+
+
+def evaluation_line(row: dict[str, Any]) -> str:
+    """`test accuracy 71.2` / `test loss 2.31`: the row's test_<name> figures, for a log line."""
+    figures = [
+        f"test {key[5:]} {value:.4g}" for key, value in row.items() if key.startswith("test_") and _number(value)
+    ]
+    return ", ".join(figures) or "no test figures"
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def with_throughput(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows with `throughput` and `unit` filled in for every row, including those written before they
+    existed (images_per_s, images): what the summary computes on."""
+    import pandas
+
+    legacy = rows["images_per_s"] if "images_per_s" in rows else pandas.Series(float("nan"), index=rows.index)
+    throughput = rows["throughput"].astype(float).fillna(legacy) if "throughput" in rows else legacy
+    unit = rows["unit"].fillna("images") if "unit" in rows else pandas.Series("images", index=rows.index)
+    return rows.assign(throughput=throughput.astype(float), unit=unit)
+
+
 def write_row(job_dir: str | Path, row: dict[str, Any]) -> Path:
     """Write one row as `job_dir/row.csv`, atomically (temporary file in the same folder + rename)."""
     import pandas
 
-    job_dir = Path(job_dir)
-    job_dir.mkdir(parents=True, exist_ok=True)
-    target = job_dir / ROW_FILE
     cells = {key: json.dumps(value) if isinstance(value, (list, dict)) else value for key, value in row.items()}
-    handle, temporary = tempfile.mkstemp(dir=job_dir, prefix=".row-", suffix=".csv")
+    return _write_csv(Path(job_dir), ROW_FILE, pandas.DataFrame([cells]))
+
+
+def write_ranks(job_dir: str | Path, figures: list[dict[str, Any]]) -> Path:
+    """Write each rank's figures as `job_dir/ranks.csv`, atomically as the row."""
+    import pandas
+
+    return _write_csv(Path(job_dir), RANKS_FILE, pandas.DataFrame(figures))
+
+
+def _write_csv(job_dir: Path, name: str, frame: pd.DataFrame) -> Path:
+    job_dir.mkdir(parents=True, exist_ok=True)
+    target = job_dir / name
+    handle, temporary = tempfile.mkstemp(dir=job_dir, prefix=f".{Path(name).stem}-", suffix=".csv")
     try:
         with os.fdopen(handle, "w", newline="") as stream:
-            pandas.DataFrame([cells]).to_csv(stream, index=False)
+            frame.to_csv(stream, index=False)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, target)
@@ -75,6 +128,9 @@ def set_aside(job_dir: str | Path, why: str = "replaced") -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     target = source.with_name(f"row-{why}-{stamp}.csv")
     os.replace(source, target)
+    ranks = source.with_name(RANKS_FILE)
+    if ranks.exists():  # the ranks of that row go with it
+        os.replace(ranks, ranks.with_name(f"ranks-{why}-{stamp}.csv"))
     return target
 
 

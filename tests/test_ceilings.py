@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from pinsweep.app import run_and_record
-from pinsweep.input.data import build_datasets, build_input
+from pinsweep.input.data import build_datasets
+from pinsweep.input.loader import build_input
 from pinsweep.job.model import build_model
 from pinsweep.job.train import Trainer, train
 

@@ -20,9 +20,9 @@ from pinsweep.input.data import (
     DatasetUnavailable,
     SyntheticCIFAR10,
     build_datasets,
-    build_input,
     to_float_images,
 )
+from pinsweep.input.loader import build_input
 from pinsweep.record import read_row
 
 TRAIN_PER_BATCH = 6  # the real files hold 10000 images each; a few keep the test fast

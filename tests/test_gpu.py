@@ -58,9 +58,10 @@ def test_batches_the_training_loop_receives_are_pinned_when_asked(compose_cfg, t
     pinned = []
     copy_to_device = Trainer.to_device
 
-    def watch(self, images, labels):
+    def watch(self, batch):
+        images, _ = batch
         pinned.append(images.is_pinned())
-        return copy_to_device(self, images, labels)
+        return copy_to_device(self, batch)
 
     monkeypatch.setattr(Trainer, "to_device", watch)
     cfg = compose_cfg(*GPU_JOB, f"loader.pin_memory={str(pin_memory).lower()}", "loader.num_workers=2")
@@ -76,12 +77,12 @@ def test_pinned_non_blocking_copy_returns_before_the_gpu_has_finished_it(compose
     trainer = Trainer(torch.nn.Linear(1, 1), cfg, device)
     images = torch.empty(256 * 2**20, dtype=torch.uint8).pin_memory()  # 256 MiB: milliseconds over PCIe
     labels = torch.zeros(1, dtype=torch.long).pin_memory()
-    trainer.to_device(images, labels)  # the caching allocator now holds the destination's memory
+    trainer.to_device((images, labels))  # the caching allocator now holds the destination's memory
     torch.cuda.synchronize(device)
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     host_start = time.perf_counter()
     start.record()
-    trainer.to_device(images, labels)
+    trainer.to_device((images, labels))
     end.record()
     host_s = time.perf_counter() - host_start
     finished_when_host_returned = end.query()

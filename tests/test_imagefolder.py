@@ -13,9 +13,12 @@ from PIL import Image
 from pinsweep.analysis.summarize import summarize
 from pinsweep.app import run_and_record
 from pinsweep.config import ConfigError, validate
-from pinsweep.input.data import EncodedBatch, build_datasets, build_input
+from pinsweep.input.batch import Mover, first_dim
+from pinsweep.input.data import EncodedBatch, build_datasets
 from pinsweep.input.jpegs import main as make_jpegs
+from pinsweep.input.loader import build_input
 from pinsweep.input.prefetch import DevicePrefetcher
+from pinsweep.input.stage import Input
 from pinsweep.record import read_rows
 
 # torchvision 0.29 deprecates its image decoders for TorchCodec's; data.decoder=torchvision measures them as they are
@@ -196,10 +199,10 @@ def test_nvjpeg_decodes_on_the_gpu_like_the_cpu_decoder(compose_cfg, jpeg_root, 
 def test_device_prefetch_hands_out_the_loaders_batches_in_order():
     device = torch.device("cuda", torch.cuda.current_device())
     batches = [(torch.full((64, 3, 8, 8), i, dtype=torch.uint8).pin_memory(), torch.tensor([i])) for i in range(7)]
-    move = lambda images, labels: (images.to(device, non_blocking=True), labels.to(device, non_blocking=True))  # noqa: E731
-    prefetcher = DevicePrefetcher(batches, 2, device, move)
+    source = type("Batches", (Input,), {"__iter__": lambda self: iter(batches), "__len__": lambda self: 7})()
+    prefetcher = DevicePrefetcher(source, 2, device, Mover(device, True, False), first_dim)
     stream = torch.cuda.current_stream(device)
-    seen = [int(staged.arrive(stream)[0].float().mean()) for staged, _ in prefetcher]
+    seen = [int(staged.arrive(stream)[0].float().mean()) for staged in prefetcher]
     assert seen == list(range(7))
 
 

@@ -157,16 +157,14 @@ def test_the_first_step_without_a_mark_before_it_stalls_for_its_host_wait():
     assert times.step_s[0] == pytest.approx(0.26)
 
 
-def test_on_the_cpu_the_copy_is_only_the_copy():
-    cfg = type("Cfg", (), {})()
-    cfg.loader = type("Loader", (), {"non_blocking": False})()
-    cfg.train = type("Train", (), {"channels_last": False, "lr": 1e-3, "amp": False})()
+def test_on_the_cpu_the_copy_is_only_the_copy(compose_cfg):
+    cfg = compose_cfg("model=tiny", "data=synthetic", "loader.non_blocking=false", "train.channels_last=false")
     trainer = Trainer(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 10)), cfg, torch.device("cpu"))
     images = torch.randint(0, 256, (4, 3, 2, 2), dtype=torch.uint8)
-    copied, _ = trainer.to_device(images, torch.zeros(4, dtype=torch.long))
+    copied, _ = trainer.to_device((images, torch.zeros(4, dtype=torch.long)))
     # the uint8 -> float conversion is left to the step (compute): a no-op .to(cpu) is all copy does
     assert copied.dtype == torch.uint8 and copied.data_ptr() == images.data_ptr()
-    assert trainer.as_input(copied).dtype == torch.float32
+    assert trainer.prepare((copied, None))[0].dtype == torch.float32
 
 
 def test_the_stop_rule_imports_scipy_before_the_clock_starts():

@@ -16,11 +16,9 @@ decodes a whole batch at once (`EncodedBatch`). Loaders are DataLoaders, or torc
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +26,7 @@ import numpy as np
 import torch
 from hydra.utils import get_class
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from torchvision import datasets, transforms
 from torchvision.datasets.utils import check_integrity
 from torchvision.io import ImageReadMode, decode_jpeg, read_file
@@ -142,8 +140,15 @@ class EncodedBatch:
     def pin_memory(self) -> EncodedBatch:  # DataLoader's pin_memory=true calls this on custom batches
         return EncodedBatch(self.data.pin_memory(), self.lengths, self.image_size, self.train)
 
+    def __len__(self) -> int:  # the images it holds (train.count's default)
+        return len(self.lengths)
+
     def files(self) -> list[torch.Tensor]:
         return list(torch.split(self.data, self.lengths))
+
+    def to(self, device: torch.device, non_blocking: bool = False) -> torch.Tensor:
+        """What moving this batch to the device means: decoding it there (pinsweep.input.batch.Mover)."""
+        return self.decode(device)
 
     def decode(self, device: torch.device) -> torch.Tensor:
         """Batched nvJPEG decode, then the same crops and flips as the other decoders, on the device."""
@@ -212,10 +217,11 @@ class BatchGatherDataset(Dataset):
     """
 
     def __init__(self, source: Any):
-        if not hasattr(source, "data") or not hasattr(source, "targets"):
+        data = np.asarray(getattr(source, "data", None)) if hasattr(source, "targets") else None
+        if data is None or data.dtype != np.uint8 or data.ndim != 4:
             raise ConfigError(
-                "data.pipeline=tensor needs a dataset with uint8 .data (N, H, W, C) and .targets, "
-                "as CIFAR10 has; use data.pipeline=pil for this dataset"
+                f"data.pipeline=tensor|device needs a dataset with uint8 images in .data (N, H, W, C) and "
+                f".targets, as CIFAR10 has; {type(source).__name__} has none: set data.pipeline=pil"
             )
         self.images = torch.from_numpy(np.asarray(source.data)).permute(0, 3, 1, 2).contiguous()
         self.labels = torch.as_tensor(source.targets, dtype=torch.long)
@@ -226,78 +232,6 @@ class BatchGatherDataset(Dataset):
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         index = torch.as_tensor(indices)
         return self.images[index], self.labels[index]
-
-
-def _keep_batch(batch: Any) -> Any:
-    """collate_fn for BatchGatherDataset: the batch is already gathered (module level: picklable)."""
-    return batch
-
-
-def build_loader(dataset: Dataset, loader_cfg: Any, train: bool, collate_fn: Any = None) -> Any:
-    """The loader exactly as configured (a DataLoader, or a torchdata.nodes graph with loader.engine=nodes);
-    the test split is never shuffled."""
-    if isinstance(dataset, BatchGatherDataset):
-        collate_fn = _keep_batch
-    if loader_cfg.engine == "nodes":
-        from pinsweep.input.nodes import NodesLoader  # torchdata is optional: imported only when asked for
-
-        return NodesLoader(dataset, loader_cfg, train, collate_fn)
-    extra: dict[str, Any] = {}
-    if loader_cfg.prefetch_factor is not None:
-        extra["prefetch_factor"] = loader_cfg.prefetch_factor
-    if collate_fn is not None:
-        extra["collate_fn"] = collate_fn
-    return DataLoader(
-        dataset,
-        batch_size=loader_cfg.batch_size,
-        shuffle=loader_cfg.shuffle and train,
-        num_workers=loader_cfg.num_workers,
-        pin_memory=loader_cfg.pin_memory,
-        persistent_workers=loader_cfg.persistent_workers,
-        drop_last=loader_cfg.drop_last and train,
-        in_order=loader_cfg.in_order,
-        **extra,
-    )
-
-
-class DeviceResidentLoader:
-    """The whole split on the device as uint8; each epoch draws batches by a device-side permutation."""
-
-    def __init__(self, source: BatchGatherDataset, loader_cfg: Any, device: torch.device, train: bool, seed: int):
-        self.images = source.images.to(device)
-        self.labels = source.labels.to(device)
-        self.batch_size = loader_cfg.batch_size
-        self.shuffle = loader_cfg.shuffle and train
-        self.drop_last = loader_cfg.drop_last and train
-        self.generator = torch.Generator(device=device).manual_seed(seed)
-
-    def __len__(self) -> int:
-        full, rest = divmod(len(self.labels), self.batch_size)
-        return full if self.drop_last or not rest else full + 1
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        count = len(self.labels)
-        device = self.labels.device
-        if self.shuffle:
-            order = torch.randperm(count, device=device, generator=self.generator)
-        else:
-            order = torch.arange(count, device=device)
-        for step in range(len(self)):
-            index = order[step * self.batch_size : (step + 1) * self.batch_size]
-            yield self.images[index], self.labels[index]
-
-
-def build_input(dataset: Dataset, data_cfg: Any, loader_cfg: Any, device: torch.device, train: bool, seed: int):
-    """The batch source for one split under the configured pipeline."""
-    if data_cfg.pipeline == "pil":
-        collate = None
-        if data_cfg.name == "imagefolder" and data_cfg.decoder == "nvjpeg":
-            collate = functools.partial(collate_encoded, image_size=data_cfg.image_size, train=train)
-        return build_loader(dataset, loader_cfg, train, collate)
-    gathered = BatchGatherDataset(dataset)
-    if data_cfg.pipeline == "tensor":
-        return build_loader(gathered, loader_cfg, train)
-    return DeviceResidentLoader(gathered, loader_cfg, device, train, seed)
 
 
 def to_float_images(images: torch.Tensor) -> torch.Tensor:

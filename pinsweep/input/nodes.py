@@ -21,6 +21,8 @@ import torch
 from torch.utils.data import Dataset, RandomSampler, SequentialSampler, default_collate
 
 from pinsweep.config import ConfigError
+from pinsweep.input import shard
+from pinsweep.input.stage import Input
 
 try:
     from torchdata import nodes
@@ -43,7 +45,7 @@ class LoadBatch:
         return self.collate_fn(samples)
 
 
-class NodesLoader:
+class NodesLoader(Input):
     """A torchdata.nodes Loader with a DataLoader's length and its worker and prefetch figures."""
 
     def __init__(self, dataset: Dataset, loader_cfg: Any, train: bool, collate_fn: Any = None):
@@ -58,7 +60,9 @@ class NodesLoader:
         self.build = lambda: self._graph(dataset, loader_cfg, train, collate_fn)
 
     def _graph(self, dataset: Dataset, loader_cfg: Any, train: bool, collate_fn: Any) -> Any:
-        sampler = RandomSampler(dataset) if loader_cfg.shuffle and train else SequentialSampler(dataset)
+        sampler = shard.train_sampler(dataset, loader_cfg.shuffle) if train else None  # one rank's share
+        if sampler is None:
+            sampler = RandomSampler(dataset) if loader_cfg.shuffle and train else SequentialSampler(dataset)
         node = nodes.Batcher(nodes.SamplerWrapper(sampler), self.batch_size, drop_last=self.drop_last)
         load = LoadBatch(dataset, collate_fn)
         if self.num_workers:
@@ -82,6 +86,11 @@ class NodesLoader:
         workers) inherits it: its clean-up would run, and fail, in there."""
         self.loader = None
         gc.collect()  # the graph's threads and nodes refer to each other
+
+    @property
+    def ready_ahead(self) -> int:
+        """The Prefetcher's queue, which a background thread fills with or without workers."""
+        return self.prefetch_factor * max(self.num_workers, 1)
 
     def __len__(self) -> int:
         steps = self.samples / self.batch_size

@@ -20,60 +20,74 @@ from typing import Any
 
 import torch
 
+from pinsweep.input.batch import tensors
+from pinsweep.input.stage import Input
+
 
 @dataclass
 class Staged:
-    """A batch whose copy to the device was queued on the side stream; `ready` marks its end there."""
+    """A batch whose copy to the device was queued on the side stream; `ready` marks its end there.
+    It moves itself (`.to`), as the batch walk (pinsweep.input.batch) asks of such objects: to the
+    compute stream, by waiting for its copy. `count` is its items, counted on the host before the copy."""
 
-    images: torch.Tensor
-    labels: torch.Tensor
+    batch: Any
+    count: int
     start: torch.cuda.Event
     ready: torch.cuda.Event
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def arrive(self, stream: torch.cuda.Stream) -> tuple[torch.Tensor, torch.Tensor]:
+    def arrive(self, stream: torch.cuda.Stream) -> Any:
         """The batch, usable on `stream` (the compute stream) once its copy has finished."""
         stream.wait_event(self.ready)
-        for tensor in (self.images, self.labels):
+        for tensor in tensors(self.batch):
             tensor.record_stream(stream)
-        return self.images, self.labels
+        return self.batch
+
+    def to(self, device: torch.device, non_blocking: bool = False) -> Any:
+        return self.arrive(torch.cuda.current_stream(device))
 
 
-class DevicePrefetcher:
-    """Iterates `loader`, issuing each batch's copy (`move`: the trainer's host-to-device step, nvJPEG
-    decoding included) on a side stream `depth` batches before it is handed out, as (Staged, labels)."""
+class DevicePrefetcher(Input):
+    """Iterates `source`, issuing each batch's copy (`move`: the trainer's host-to-device copy, nvJPEG
+    decoding included, of any batch structure) on a side stream `depth` batches before it is handed
+    out as a Staged batch; `count` counts each on the host first."""
 
-    def __init__(self, source: Any, depth: int, device: torch.device, move: Callable[..., tuple]):
-        self.source, self.depth, self.device, self.move = source, depth, device, move
+    def __init__(self, source: Input, depth: int, device: torch.device, move: Callable, count: Callable):
+        self.source, self.depth, self.device, self.move, self.count = source, depth, device, move, count
         self.stream = torch.cuda.Stream(device)
-        # what train.py reads off a loader: how many batches its workers prefetch
-        self.num_workers = getattr(source, "num_workers", 0)
-        self.prefetch_factor = getattr(source, "prefetch_factor", None)
+        self.num_workers = source.num_workers
 
     def __len__(self) -> int:
         return len(self.source)
 
+    @property
+    def ready_ahead(self) -> int:
+        return self.source.ready_ahead + self.depth
+
+    def shutdown(self) -> None:
+        self.source.shutdown()
+
+    def worker_pids(self) -> list[int]:
+        return self.source.worker_pids()
+
     def _issue(self, batches: Iterator[Any], queue: deque[Staged]) -> None:
         try:
-            images, labels = next(batches)
+            batch = next(batches)
         except StopIteration:
             return
+        items = self.count(batch)
         with torch.cuda.stream(self.stream):
             start = torch.cuda.Event(enable_timing=True)
             ready = torch.cuda.Event(enable_timing=True)
             start.record(self.stream)
-            images, labels = self.move(images, labels)
+            batch = self.move(batch)
             ready.record(self.stream)
-        queue.append(Staged(images, labels, start, ready))
+        queue.append(Staged(batch, items, start, ready))
 
-    def __iter__(self) -> Iterator[tuple[Staged, torch.Tensor]]:
+    def __iter__(self) -> Iterator[Staged]:
         batches = iter(self.source)
         queue: deque[Staged] = deque()
         for _ in range(self.depth):
             self._issue(batches, queue)
         while queue:
             self._issue(batches, queue)  # keep `depth` copies queued behind the one handed out
-            staged = queue.popleft()
-            yield staged, staged.labels
+            yield queue.popleft()

@@ -1,7 +1,9 @@
-"""The network: torchvision's ResNets (the notebook's architecture), a tiny CNN for CPU runs, or yours."""
+"""The network: torchvision's ResNets (the notebook's architecture), a tiny CNN for CPU runs, or yours
+(model=custom: any nn.Module, built from model.kwargs)."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
@@ -35,8 +37,22 @@ class TinyCNN(nn.Module):
         return self.head(self.features(images).flatten(1))
 
 
+def custom_arguments(model_class: type, model_cfg: Any) -> dict[str, Any]:
+    """model=custom: the class is built from model.kwargs, plus model.num_classes only where its
+    __init__ has a parameter of that name (a classifier), so a language model or a U-Net needs no
+    dummy argument; a num_classes in kwargs wins."""
+    arguments = dict(model_cfg.kwargs)
+    try:
+        takes = "num_classes" in inspect.signature(model_class).parameters
+    except (TypeError, ValueError):  # a class whose signature Python cannot read: pass what is configured
+        takes = False
+    if takes and "num_classes" not in arguments:
+        arguments["num_classes"] = model_cfg.num_classes
+    return arguments
+
+
 def build_model(model_cfg: Any) -> nn.Module:
-    """An untrained model returning logits, named by the config."""
+    """An untrained model named by the config (the shipped ones return class logits)."""
     name = model_cfg.name
     if name == "resnet34":
         # the notebook's ResNet-34 derives from torchvision's; on 32x32 inputs layer4 ends at 1x1,
@@ -47,7 +63,8 @@ def build_model(model_cfg: Any) -> nn.Module:
     elif name == "tiny":
         model = TinyCNN(model_cfg.num_classes, model_cfg.width)
     elif model_cfg._target_:
-        model = get_class(model_cfg._target_)(num_classes=model_cfg.num_classes, **model_cfg.kwargs)
+        model_class = get_class(model_cfg._target_)
+        model = model_class(**custom_arguments(model_class, model_cfg))
     else:
         raise ConfigError(f"model.name={name}: choose resnet34, resnet18, tiny, or model=custom with model._target_")
     parameters = sum(p.numel() for p in model.parameters())

@@ -19,7 +19,7 @@ import signal
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +27,19 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from filelock import FileLock, Timeout
+from hydra.utils import instantiate
 from tqdm import tqdm
 
 from pinsweep.analysis import stats
 from pinsweep.config import ConfigError, validate
-from pinsweep.input.data import EncodedBatch, build_datasets, build_input, to_float_images
+from pinsweep.input.batch import Mover, map_batch, tensors
+from pinsweep.input.data import build_datasets, to_float_images
+from pinsweep.input.loader import build_input, with_device_prefetch
 from pinsweep.input.prefetch import DevicePrefetcher, Staged
+from pinsweep.input.stage import Input
+from pinsweep.job import distributed
+from pinsweep.job import step as steps
 from pinsweep.job.environment import device_environment
 from pinsweep.job.model import build_model
 from pinsweep.job.timing import StepTimer, StepTimes, StopRule, synchronize
@@ -86,7 +91,7 @@ def physical_device_id(device: torch.device) -> str:
         uuid = getattr(torch.cuda.get_device_properties(device), "uuid", None)
         if uuid is not None:
             return f"cuda-{uuid}"
-    return f"{device.type}{device.index or 0}"
+    return f"{device.type}{device.index or 0}{distributed.lock_suffix(device)}"
 
 
 @contextmanager
@@ -144,62 +149,121 @@ def time_limit(seconds: float | None):
 
 
 class Trainer:
-    """One model + optimizer + how a batch reaches the device; shared by training and ceilings."""
+    """One model + optimizer + your step (pinsweep.job.step), and how a batch reaches the device; shared
+    by training, the ceilings and evaluation. Around the step it keeps what every training loop has:
+    autocast under train.amp, zero_grad, backward through the AMP grad scaler, the optimizer's step."""
 
     def __init__(self, model: torch.nn.Module, cfg: Any, device: torch.device):
         self.device = device
-        self.non_blocking = cfg.loader.non_blocking
         self.memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+        self.move = Mover(device, cfg.loader.non_blocking, cfg.train.channels_last)
         self.model = model.to(device, memory_format=self.memory_format)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
+        self.make_optimizer = optimizer_factory(cfg.train)
+        self.optimizer = self.make_optimizer(self.model.parameters())
+        self.train_cfg = cfg.train
+        self.loss_of = steps.resolve("train.step", cfg.train.step)
+        self.count_items = steps.counter(cfg.train)
+        self.evaluation = steps.Evaluation(cfg.train, self.loss_of)
+        # uint8 images (the tensor, device and JPEG pipelines, or your classifier's) become floats before
+        # the step; a batch of your own data under your own step reaches it as your collate_fn made it
+        self.float_images = cfg.data.name in steps.IMAGE_DATASETS or steps.is_default_step(cfg.train)
+        self.channels_last = cfg.train.channels_last
+        self.checked = False  # the first step checks the batch and the loss once
         amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
         self.autocast = (
             (lambda: torch.autocast(device.type, dtype=amp_dtype)) if cfg.train.amp else (lambda: nullcontext())
         )
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.amp and device.type == "cuda")
 
-    def to_device(self, images: Any, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The host-to-device copy and nothing else: exactly what the step timer calls copy. With nvJPEG
-        the copy is the GPU's decode of the batch's files; a batch staged by loader.device_prefetch was
-        copied on the side stream, and the compute stream only waits for that copy to have finished."""
-        if isinstance(images, Staged):
-            return images.arrive(torch.cuda.current_stream(self.device))
-        if isinstance(images, EncodedBatch):
-            images = images.decode(self.device)
-        else:
-            images = images.to(self.device, non_blocking=self.non_blocking)
-        return images, labels.to(self.device, non_blocking=self.non_blocking)
+    def to_device(self, batch: Any) -> Any:
+        """The host-to-device copy of the whole batch and nothing else: exactly what the step timer calls
+        copy (pinsweep.input.batch.Mover). With nvJPEG the copy is the GPU's decode of the batch's files;
+        a batch staged by loader.device_prefetch was copied on the side stream, and the compute stream
+        only waits for that copy to have finished."""
+        return self.move(batch)
 
-    def as_input(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 batches become ToTensor's floats in the configured memory format, on the device: compute,
-        not copy (on the CPU, timing it as copy would blame a copy that pinning cannot speed up)."""
-        return to_float_images(images).contiguous(memory_format=self.memory_format)
+    def count(self, batch: Any) -> int:
+        """The items in a batch as the loader yielded it (train.count, on the host batch: no device sync)."""
+        return batch.count if isinstance(batch, Staged) else self.count_items(batch)
 
-    def step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def prepare(self, batch: Any) -> Any:
+        """uint8 images (4-D) become ToTensor's floats in the configured memory format, on the device:
+        compute, not copy (on the CPU, timing it as copy would blame a copy that pinning cannot speed up)."""
+        if not self.float_images:
+            return batch
+
+        def floats(tensor: torch.Tensor) -> torch.Tensor:
+            if tensor.dim() == 4 and tensor.dtype == torch.uint8:
+                return to_float_images(tensor).contiguous(memory_format=self.memory_format)
+            return tensor
+
+        return map_batch(batch, floats)
+
+    def step(self, batch: Any) -> torch.Tensor:
+        """One training step on a batch already on the device; returns the loss, detached."""
         self.model.train()
-        images = self.as_input(images)
+        batch = self.prepare(batch)
+        if not self.checked:
+            self.check_batch(batch)
         with self.autocast():
-            loss = F.cross_entropy(self.model(images), labels)
+            loss = self.loss_of(self.model, batch)
+        if not self.checked:
+            steps.check_loss(loss, self.train_cfg)
+            self.checked = True
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss.detach()
 
+    def check_batch(self, batch: Any) -> None:
+        """Options that cannot act on this batch are refused, not silently measured as no effect."""
+        if self.channels_last and not any(t.dim() == 4 and t.is_floating_point() for t in tensors(batch)):
+            raise ConfigError(
+                "train.channels_last=true lays out 4-D image batches (N, C, H, W) and this batch holds none: "
+                "set train.channels_last=false"
+            )
+
     @torch.no_grad()
-    def accuracy(self, batches) -> float:
+    def evaluate(self, batches: Any) -> dict[str, float]:
+        """The test split's figures (pinsweep.job.steps.Evaluation), each averaged over its items: the
+        `test_<name>` columns. Sums stay on the device; one read at the end."""
         self.model.eval()
-        correct = torch.zeros((), dtype=torch.long, device=self.device)
-        seen = 0
-        for images, labels in batches:
-            images, labels = self.to_device(images, labels)
+        totals: dict[str, Any] = {}
+        items = 0
+        for host_batch in batches:
+            batch = self.prepare(self.to_device(host_batch))
+            count = self.count(host_batch)
             with self.autocast():
-                correct += (self.model(self.as_input(images)).argmax(dim=1) == labels).sum()
-            seen += len(labels)
-        return 100.0 * correct.item() / max(seen, 1)
+                figures = self.evaluation.figures(self.model, batch)
+            if not totals:
+                self.evaluation.check(figures)
+            for name, value in figures.items():
+                value = value.detach().float() if isinstance(value, torch.Tensor) else float(value)
+                totals[name] = totals.get(name, 0.0) + value * count
+            items += count
+        return steps.average({name: float(total) for name, total in totals.items()}, items)
 
 
-def inject_fault(fault: str | None, step: int, batches: Any) -> None:
+def optimizer_factory(train_cfg: Any) -> Callable[..., torch.optim.Optimizer]:
+    """train.optimizer (a Hydra partial) as `make(parameters)`, with lr=train.lr unless it sets lr itself."""
+    try:
+        partial = instantiate(train_cfg.optimizer, _partial_=True)
+    except Exception as error:
+        raise ConfigError(
+            f"train.optimizer: cannot build {train_cfg.optimizer.get('_target_')} ({one_line_error(error)}); "
+            "give a torch.optim class, e.g. train.optimizer._target_=torch.optim.SGD"
+        ) from error
+    lr = {} if "lr" in train_cfg.optimizer else {"lr": train_cfg.lr}
+    return lambda parameters: partial(parameters, **lr)
+
+
+def one_line_error(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def inject_fault(fault: str | None, step: int, train_input: Input) -> None:
     """Test hook (train.inject_fault): make the job fail the way real jobs fail, at its third step."""
     if fault is None or step != 2:
         return
@@ -209,11 +273,13 @@ def inject_fault(fault: str | None, step: int, batches: Any) -> None:
         raise torch.OutOfMemoryError("simulated out of memory (train.inject_fault=oom)")
     if fault == "hang":
         time.sleep(10**6)
+    if fault == "kill":  # the training process dies at once, as under the kernel's OOM killer
+        os.kill(os.getpid(), signal.SIGKILL)
     if fault == "kill_worker":
-        workers = getattr(batches, "_workers", [])
+        workers = train_input.worker_pids()
         if not workers:
             raise ConfigError("train.inject_fault=kill_worker needs loader.num_workers >= 1")
-        os.kill(workers[0].pid, signal.SIGKILL)
+        os.kill(workers[0], signal.SIGKILL)
         time.sleep(0.5)  # let the loader notice the dead worker on the next fetch
 
 
@@ -245,30 +311,13 @@ def warmup_steps(train_cfg: Any, epoch_steps: int) -> int:
 def start_window(device: torch.device, timer: StepTimer) -> float:
     """Start the steady-state window on an empty device queue; returns its host start time."""
     synchronize(device)
+    distributed.barrier(device)  # several ranks: one window for all
     start = time.perf_counter()
     timer.resume()  # the window's first stall counts from here, not from the warm-up's last step
     return start
 
 
-def stop_workers(loader: Any) -> None:
-    """Shut a DataLoader's persistent workers down now. They outlive each epoch on purpose, and when
-    training stops mid-epoch (adaptive mode) they go on prefetching the rest of it: beside the
-    ceilings that are timed next they would compete for the same cores, and restarting them with
-    `iter()` makes them prefetch again. (Non-persistent workers end with their iterator.) `_iterator`
-    is the DataLoader's own handle on them; the next `iter()` makes a fresh one. A torchdata.nodes loader
-    shuts its own down; a DevicePrefetcher's are its source's."""
-    if isinstance(loader, DevicePrefetcher):
-        loader = loader.source
-    if hasattr(loader, "shutdown"):
-        loader.shutdown()
-        return
-    iterator = getattr(loader, "_iterator", None)
-    if iterator is not None:
-        iterator._shutdown_workers()
-        loader._iterator = None
-
-
-def train(trainer: Trainer, train_input: Any, cfg: Any) -> tuple[dict[str, Any], tuple[torch.Tensor, ...] | None]:
+def train(trainer: Trainer, train_input: Input, cfg: Any) -> tuple[dict[str, Any], Any]:
     """Timed training: the row's training metrics, and the last batch training moved to the device.
 
     Epoch times are wall clock with the device synced at each epoch boundary. The steady-state window
@@ -281,13 +330,15 @@ def train(trainer: Trainer, train_input: Any, cfg: Any) -> tuple[dict[str, Any],
     adaptive = train_cfg.mode == "adaptive"
     rule = StopRule(train_cfg.target_ci, train_cfg.min_steps, train_cfg.budget_s) if adaptive else None
     timer = StepTimer(device)
-    epoch_s, first_batch_s, step_images = [], [], []
+    epoch_s, first_batch_s, step_items = [], [], []
     side_copies = []  # loader.device_prefetch: each step's copy on the side stream, as (start, end) events
     loss, batch = torch.zeros(()), None
-    # images/s while it runs; tqdm stays silent when stderr is not a terminal (CI, SLURM logs)
+    unit = steps.unit_of(cfg)
+    # <unit>/s while it runs; tqdm stays silent when stderr is not a terminal (CI, SLURM logs)
+    known_total = not adaptive and not train_cfg.count  # a batch's items are known ahead only as its size
     progress = tqdm(
-        total=None if adaptive else train_cfg.epochs * epoch_steps * cfg.loader.batch_size,
-        unit="img",
+        total=train_cfg.epochs * epoch_steps * cfg.loader.batch_size if known_total else None,
+        unit=f" {unit}",
         unit_scale=True,
         disable=None,
         leave=False,
@@ -308,21 +359,22 @@ def train(trainer: Trainer, train_input: Any, cfg: Any) -> tuple[dict[str, Any],
             if step_in_epoch:
                 timer.wait_started()
             try:
-                images, labels = next(batches)
+                host_batch = next(batches)
             except StopIteration:
                 break
             timer.batch_ready()
+            batch = trainer.to_device(host_batch)
+            timer.copied()
+            loss = trainer.step(batch)
+            timer.computed()
+            # bookkeeping after the step: on the device's timeline it is part of the next step's stall
             if step_in_epoch == 0:
                 first_batch_s.append(timer.host_wait)
-            step_images.append(len(labels))
-            if isinstance(images, Staged):
-                side_copies.append((images.start, images.ready))
-            batch = trainer.to_device(images, labels)
-            timer.copied()
-            loss = trainer.step(*batch)
-            timer.computed()
-            progress.update(len(labels))
-            inject_fault(train_cfg.inject_fault, len(timer) - 1, batches)
+            step_items.append(trainer.count(host_batch))
+            if isinstance(host_batch, Staged):
+                side_copies.append((host_batch.start, host_batch.ready))
+            progress.update(step_items[-1])
+            inject_fault(train_cfg.inject_fault, len(timer) - 1, train_input)
 
             if len(timer) == warmup:
                 steady_start = start_window(device, timer)
@@ -334,10 +386,11 @@ def train(trainer: Trainer, train_input: Any, cfg: Any) -> tuple[dict[str, Any],
                 if stop:
                     break
         if train_cfg.train_accuracy_pass:  # the notebook timed this inside every epoch
-            trainer.accuracy(train_input)
+            trainer.evaluate(train_input)
             timer.resume()  # neither waiting for data nor training: not the next step's stall
         if stop or (not adaptive and epoch == train_cfg.epochs - 1):
             synchronize(device)
+            distributed.barrier(device)  # several ranks: the window ends when the last rank's last step does
             window_end = time.perf_counter()
         del batches  # shuts non-persistent workers down inside the epoch they belong to
         synchronize(device)
@@ -345,7 +398,7 @@ def train(trainer: Trainer, train_input: Any, cfg: Any) -> tuple[dict[str, Any],
         epoch += 1
 
     run_end = time.perf_counter()
-    stop_workers(train_input)
+    train_input.shutdown()  # persistent workers stopped mid-epoch would prefetch beside the ceilings
     progress.close()
     if steady_start is None:  # fewer steps than the default warm-up: report the whole run, and say so
         log.warning("only %d steps, fewer than %d warm-up steps: steady state includes warm-up", len(timer), warmup)
@@ -356,7 +409,7 @@ def train(trainer: Trainer, train_input: Any, cfg: Any) -> tuple[dict[str, Any],
         "epoch_s_median": float(np.median(epoch_s)),
         "first_epoch_s": epoch_s[0],
         "train_s": run_end - run_start,
-        **steady_metrics(timer.times(), warmup, sum(step_images[warmup:]), window_end - steady_start),
+        **steady_metrics(timer.times(), warmup, sum(step_items[warmup:]), window_end - steady_start, unit),
         "first_batch_s_median": float(np.median(first_batch_s)),
         # device_prefetch: the copies the side stream ran in the steady window, overlapped or not
         "side_copy_s": sum(start.elapsed_time(end) for start, end in side_copies[warmup:]) / 1000.0,
@@ -366,17 +419,23 @@ def train(trainer: Trainer, train_input: Any, cfg: Any) -> tuple[dict[str, Any],
     }, batch
 
 
-def steady_metrics(times: StepTimes, warmup: int, images: int, seconds: float) -> dict[str, Any]:
-    """The steady-state window's figures; its stall, copy and compute add up to its steps' time."""
+def steady_metrics(times: StepTimes, warmup: int, items: int, seconds: float, unit: str = "images") -> dict[str, Any]:
+    """The steady-state window's figures; its stall, copy and compute add up to its steps' time.
+    `throughput` is the window's items (train.count) per second in `unit`; an image pipeline's row also
+    carries them under the names it always had (`images_timed`, `images_per_s`)."""
     steady = times.window(warmup)
     timed = len(steady.stall_s)
+    throughput = items / seconds if seconds > 0 else math.nan
+    legacy = {"images_timed": items, "images_per_s": throughput} if unit == "images" else {}
     return {
         "steps": len(times.stall_s),
         "warmup_steps": warmup,
         "steps_timed": timed,
-        "images_timed": images,
+        "unit": unit,
+        "items_timed": items,
         "steady_s": seconds,
-        "images_per_s": images / seconds if seconds > 0 else math.nan,
+        "throughput": throughput,
+        **legacy,
         "step_s_mean": float(steady.step_s.mean()) if timed else math.nan,
         "step_ci_rel": stats.mean_ci_rel(steady.step_s),
         "data_wait_s": float(steady.stall_s.sum()),
@@ -391,15 +450,16 @@ def steady_metrics(times: StepTimes, warmup: int, images: int, seconds: float) -
 
 @dataclass
 class Ceiling:
-    """A ceiling's images/s, the relative 95% CI half-width of its mean step time, its timed steps."""
+    """A ceiling's items per second (train.unit), the relative 95% CI half-width of its mean step time,
+    its timed steps. The columns keep their names (`*_ceiling_ips`) whatever the unit."""
 
-    images_per_s: float
+    per_s: float
     ci_rel: float
     steps: int
 
     def row(self, name: str) -> dict[str, float]:
         return {
-            f"{name}_ceiling_ips": self.images_per_s,
+            f"{name}_ceiling_ips": self.per_s,
             f"{name}_ceiling_ci_rel": self.ci_rel,
             f"{name}_ceiling_steps": self.steps,
         }
@@ -410,87 +470,71 @@ def ceiling_rule(train_cfg: Any) -> StopRule:
 
 
 def time_until_precise(one_step: Callable[[], int], timer: StepTimer, rule: StopRule, device: torch.device) -> Ceiling:
-    """Repeat `one_step` (it marks its boundaries on `timer` and returns its images) until `rule` stops
-    it. The clock starts on a synced device before the first step, so images/s counts exactly the
+    """Repeat `one_step` (it marks its boundaries on `timer` and returns its items) until `rule` stops
+    it. The clock starts on a synced device before the first step, so items/s counts exactly the
     work done after it started, over the steps' own time on the device's timeline."""
     synchronize(device)
+    distributed.barrier(device)  # several ranks: each times its own ceiling while the others time theirs
     start = time.perf_counter()
     timer.resume()
-    images = 0
+    items = 0
     while True:
-        images += one_step()
+        items += one_step()
         if rule.out_of_time(time.perf_counter() - start) or (rule.due(len(timer)) and rule.precise(timer.step_s())):
             break
     synchronize(device)
     step_s = timer.times().step_s
-    return Ceiling(images / step_s.sum(), stats.mean_ci_rel(step_s), len(step_s))
+    return Ceiling(items / step_s.sum(), stats.mean_ci_rel(step_s), len(step_s))
 
 
-def compute_ceiling(trainer: Trainer, batch: tuple[torch.Tensor, ...], train_cfg: Any) -> Ceiling:
-    """images/s of the same model, batch and device with the batch already on the device: no loader
+def compute_ceiling(trainer: Trainer, batch: Any, train_cfg: Any) -> Ceiling:
+    """Items/s of the same model, batch and device with the batch already on the device: no loader
     and no copy, so nothing the loader settings change can make training faster than this. The batch
     is the last one training moved to the device, so no loader is touched (and none is running:
     train() stopped its workers). Runs on a copy of the model so the trained weights and optimizer
-    state stay as training left them."""
+    state stay as training left them (the same train.optimizer, fresh)."""
     ceiling = copy.copy(trainer)
     ceiling.model = copy.deepcopy(trainer.model)
-    ceiling.optimizer = torch.optim.Adam(ceiling.model.parameters(), lr=trainer.optimizer.defaults["lr"])
+    ceiling.optimizer = trainer.make_optimizer(ceiling.model.parameters())
+    items = trainer.count(batch)  # counted once, before the clock: a count of a device batch may sync
     for _ in range(DEFAULT_WARMUP_STEPS):
-        ceiling.step(*batch)
+        ceiling.step(batch)
     timer = StepTimer(trainer.device)
 
     def one_step() -> int:
         timer.wait_started()  # nothing to wait for or copy: the batch is already on the device
         timer.batch_ready()
         timer.copied()
-        ceiling.step(*batch)
+        ceiling.step(batch)
         timer.computed()
-        return len(batch[1])
+        return items
 
     return time_until_precise(one_step, timer, ceiling_rule(train_cfg), trainer.device)
 
 
-def prefetched_batches(loader: Any) -> int:
-    """How many batches a loader's workers can have ready before anyone asks for one."""
-    workers = getattr(loader, "num_workers", 0)
-    return (workers * loader.prefetch_factor if workers else 0) + getattr(loader, "depth", 0)
-
-
-def endless(loader: Any) -> Iterator[Any]:
-    """The loader's batches epoch after epoch, with a new iter() each epoch, as training makes them."""
-    while True:
-        empty = True
-        for batch in loader:
-            empty = False
-            yield batch
-        if empty:
-            return
-
-
-def loader_ceiling(trainer: Trainer, train_input: Any, train_cfg: Any) -> Ceiling:
-    """images/s of the same loader iterated and copied to the device with no model: the most the input
-    path can deliver. The batches its workers prefetched are consumed before the clock starts (from
-    then on every fetch waits for work done after the start); the clock starts before the first timed
-    fetch; a short split is cycled, each new epoch's start-up timed as training pays it."""
-    batches = endless(train_input)
+def loader_ceiling(trainer: Trainer, train_input: Input, train_cfg: Any) -> Ceiling:
+    """Items/s of the same loader iterated and copied to the device with no model: the most the input
+    path can deliver, whatever its batches hold. The batches its workers prefetched are consumed before
+    the clock starts (`Input.primed`: from then on every fetch waits for work done after the start);
+    the clock starts before the first timed fetch; a short split is cycled, each new epoch's start-up
+    timed as training pays it."""
+    batches = train_input.primed()
     try:
-        for _ in range(prefetched_batches(train_input) + 1):
-            next(batches)
         timer = StepTimer(trainer.device)
 
         def one_fetch() -> int:
             timer.wait_started()
-            images, labels = next(batches)
+            batch = next(batches)
             timer.batch_ready()
-            trainer.to_device(images, labels)
+            trainer.to_device(batch)
             timer.copied()
             timer.computed()  # no model: the step ends with the copy
-            return len(labels)
+            return trainer.count(batch)  # on the host batch, in the next fetch's stall as in training
 
         return time_until_precise(one_fetch, timer, ceiling_rule(train_cfg), trainer.device)
     finally:
         batches.close()  # drops its iterator, and with it non-persistent workers
-        stop_workers(train_input)
+        train_input.shutdown()
 
 
 # ------------------------------------------------------------------------------------------------ job
@@ -530,20 +574,24 @@ def run_job(cfg: Any) -> dict[str, Any]:
     train_set, test_set = build_datasets(cfg.data)
     train_input = build_input(train_set, cfg.data, cfg.loader, device, True, cfg.train.seed)
     trainer = Trainer(build_model(cfg.model), cfg, device)
+    trainer.model = distributed.wrap(trainer.model, device)  # DDP when the job has several ranks
     if prefetch_active and cfg.data.pipeline != "device":  # a resident split has nothing to copy
-        train_input = DevicePrefetcher(train_input, cfg.loader.device_prefetch, device, trainer.to_device)
+        train_input = with_device_prefetch(
+            train_input, cfg.loader.device_prefetch, device, trainer.to_device, trainer.count
+        )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
     with time_limit(cfg.train.timeout_s), exclusive_device(device) as shared_device:
         metrics, last_batch = train(trainer, train_input, cfg)
+        trainer.model = distributed.bare(trainer.model)  # trained: ceilings and evaluation are one rank's own
         if cfg.train.ceiling_steps and last_batch is not None:
             metrics.update(compute_ceiling(trainer, last_batch, cfg.train).row("compute"))
             metrics.update(loader_ceiling(trainer, train_input, cfg.train).row("loader"))
         if cfg.train.evaluate and test_set is not None:
             test_input = build_input(test_set, cfg.data, cfg.loader, device, False, cfg.train.seed)
             start = time.perf_counter()
-            metrics["test_accuracy"] = trainer.accuracy(test_input)
+            metrics.update(trainer.evaluate(test_input))  # test_accuracy, test_loss or your test_<name>
             synchronize(device)
             metrics["eval_s"] = time.perf_counter() - start
 
