@@ -261,4 +261,3 @@ def _validate_train(train: Any) -> None:
             "train.optimizer needs a _target_: the dotted path of a torch.optim class, e.g. "
             "train.optimizer._target_=torch.optim.SGD"
         )
-
