@@ -18,12 +18,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from pinsweep.analysis.summarize import summarize
+from pinsweep.analysis.summarize import Tables, summarize
 from pinsweep.app import run_and_record
 from pinsweep.config import ConfigError
 from pinsweep.input.data import SyntheticCIFAR10
 from pinsweep.input.shard import EpochDistributedSampler, WorkerThreads
 from pinsweep.job import ranks
+from pinsweep.present.advice import advise
 from pinsweep.record import RANKS_FILE, read_row
 
 # 2 ranks x 256 images in batches of 32: 8 steps per rank and epoch, the second epoch timed
@@ -109,6 +110,50 @@ def test_the_summary_names_the_straggler_rank_most_jobs_name():
     assert summary.loc[0, "straggler"] == "rank 1" and summary.loc[0, "verdict"] == "loader-bound"
     summary, _ = summarize(rows.assign(straggler_rank=[1, -1, -1]))
     assert summary.loc[0, "straggler"] == ""
+
+
+def test_the_advice_counts_processes_and_threads_against_the_cores_and_recommends_a_config_that_fits():
+    nw, rk = "loader.num_workers", "train.ranks"
+
+    def config(ranks, workers, ips, speedup, budget, best=True):
+        return {
+            rk: ranks,
+            nw: workers,
+            "baseline": speedup == 1.0,
+            "n": 3,
+            "ips_geomean": ips,
+            "speedup": speedup,
+            "speedup_ci_low": speedup * 0.9,
+            "speedup_ci_high": speedup * 1.1,
+            "significant": None if speedup == 1.0 else True,
+            "could_be_fastest": best,
+            "inactive": False,
+            "verdict": "loader-bound",
+            "data_wait_frac": 0.3,
+            "copy_frac": 0.0,
+            "compute_frac": 0.7,
+            **dict(zip(("cpu_cores", "cpu_processes", "cpu_threads"), budget)),
+        }
+
+    summary = pd.DataFrame(
+        [
+            config("1", "0", 100.0, 1.0, (2, 1, 2), best=False),
+            config("1", "1", 150.0, 1.5, (2, 2, 3)),
+            config("2", "0", 120.0, 1.2, (2, 2, 4), best=False),
+            config("2", "1", 160.0, 1.6, (2, 4, 6)),  # the fastest, on twice the processes the cores can run
+        ]
+    )
+    effects = pd.DataFrame(columns=["axis", "level", "reference", "held_fixed", "ratio", "ci_low", "ci_high", "effect"])
+    advice = advise(Tables(summary, effects))
+    over = next(s for s in advice.sentences if s.startswith("Over the CPU budget"))
+    assert "ranks=2, num_workers=1 (4 processes (2 ranks x (1 + 1 worker)) on 2 cores)" in over
+    assert "ranks=1, num_workers=1 (3 torch threads in 2 processes on 2 cores)" in over
+    assert "ranks=1, num_workers=0" not in over
+    recommended = advice.recommendation
+    assert recommended.overrides == ("train.ranks=1", "loader.num_workers=1")  # it fits; the fastest does not
+    assert "2 processes and 3 torch threads on 2 cores (more threads than cores: train.threads=1" in (
+        recommended.dataloader
+    )
 
 
 # ------------------------------------------------------------------------------------ the parts

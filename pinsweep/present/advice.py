@@ -36,6 +36,7 @@ from pinsweep.record import CONFIG_GROUPS
 from pinsweep.spelling import norm
 
 NUM_WORKERS, PIPELINE, DECODER = "loader.num_workers", "data.pipeline", "data.decoder"
+RANKS, THREADS, WORKER_THREADS = "train.ranks", "train.threads", "loader.worker_threads"
 PIN_MEMORY, NON_BLOCKING = "loader.pin_memory", "loader.non_blocking"
 DEFAULT_REPEATS = 3
 MAX_USEFUL_REPEATS = 30  # beyond this, a difference is too small to be worth chasing on a shared machine
@@ -161,7 +162,10 @@ def contention(sweep: Tables) -> list[str]:
     # (pin_memory on a CPU) are one config, cited once with all their reasons
     for _, record in ran.iterrows():
         workers, reasons = _workers(sweep, record), []
-        if workers and sweep.cores and workers + 1 > sweep.cores:
+        had = budget(record)
+        if had is not None and had[1] > had[0]:  # what the job had, with its ranks (pinsweep.job.ranks)
+            reasons.append(processes_line(sweep, record, had))
+        elif had is None and workers and sweep.cores and workers + 1 > sweep.cores:  # a sweep from before
             reasons.append(f"{workers} workers + the training process on {sweep.cores} cores")
         share = compute_share(record)
         if workers and share < min(COMPUTE_BOUND_EFFICIENCY, alone_share):
@@ -173,6 +177,58 @@ def contention(sweep: Tables) -> list[str]:
             known = cites.setdefault(label, [])
             known += [reason for reason in reasons if reason not in known]
     return [f"{label} ({', '.join(reasons)})" for label, reasons in cites.items()]
+
+
+def budget(record: pd.Series) -> tuple[int, int, int] | None:
+    """(cores, processes, torch threads) a config's jobs had and ran (the summary's cpu_* columns,
+    from pinsweep.job.ranks); None for a sweep written before they were recorded."""
+    values = [record.get(column) for column in ("cpu_cores", "cpu_processes", "cpu_threads")]
+    if any(missing(value) for value in values):
+        return None
+    return tuple(int(float(value)) for value in values)
+
+
+def _ranks(sweep: Tables, record: pd.Series) -> int:
+    return int(float(sweep.setting(record, RANKS) or 1))
+
+
+def processes_line(sweep: Tables, record: pd.Series, had: tuple[int, int, int]) -> str:
+    """`4 processes (2 ranks x (1 + 1 worker)) on 2 cores`."""
+    cores, processes, _ = had
+    ranks, workers = _ranks(sweep, record), _workers(sweep, record)
+    per_rank = f"1 + {workers} worker{'s' * (workers != 1)}"
+    return f"{processes} processes ({ranks} rank{'s' * (ranks != 1)} x ({per_rank})) on {cores} cores"
+
+
+def threads_line(had: tuple[int, int, int]) -> str:
+    cores, processes, threads = had
+    return f"{threads} torch threads in {processes} processes on {cores} cores"
+
+
+def fitting_threads(sweep: Tables, record: pd.Series, cores: int) -> int:
+    """Intra-op threads per rank that keep all the config's torch threads within the cores."""
+    ranks, workers = _ranks(sweep, record), _workers(sweep, record)
+    per_worker = int(float(sweep.setting(record, WORKER_THREADS) or 1)) if workers else 0
+    return max(1, (cores - ranks * workers * per_worker) // ranks)
+
+
+def _fits(record: pd.Series) -> bool:
+    """Whether a config's processes fit the cores its jobs had (unknown: taken as fitting)."""
+    had = budget(record)
+    return had is None or had[1] <= had[0]
+
+
+def over_budget(sweep: Tables) -> list[str]:
+    """Configs whose processes or torch threads outnumbered the cores they had, in numbers."""
+    ran = sweep.summary[sweep.summary["ips_geomean"].notna()]
+    cites: dict[str, str] = {}
+    for _, record in ran.iterrows():
+        had = budget(record)
+        if had is None or max(had[1], had[2]) <= had[0]:
+            continue
+        line = processes_line(sweep, record, had) if had[1] > had[0] else threads_line(had)
+        cites.setdefault(claim_label(record, sweep.axes, sweep.inactive), line)
+    return [f"{label} ({line})" for label, line in cites.items()]
 
 
 def _budget_sentence(sweep: Tables, cites: list[str]) -> str:
@@ -245,6 +301,9 @@ def recommend(sweep: Tables) -> Recommendation | None:
     if better.empty:
         return None
     contenders = better[better["could_be_fastest"].eq(True)] if "could_be_fastest" in better else better
+    # among those, one whose processes fit the cores it had: more would be measured on a machine that has them
+    fits = contenders[[_fits(record) for _, record in contenders.iterrows()]]
+    contenders = fits if len(fits) else contenders
     pick = (contenders if len(contenders) else better).sort_values("ips_geomean", ascending=False).iloc[0]
     base = summary[summary["baseline"].astype(bool)]
 
@@ -267,6 +326,17 @@ def recommend(sweep: Tables) -> Recommendation | None:
     dataloader = f"torch.utils.data.DataLoader(train_set, {', '.join(call)})"
     if value(NON_BLOCKING, "false") == "true":
         dataloader += ", with batch.to(device, non_blocking=True)"
+    had = budget(pick)
+    if had is not None:
+        cores, processes, threads = had
+        dataloader += f" per rank; {processes} processes and {threads} torch threads on {cores} cores"
+        if processes > cores:
+            dataloader += " (more processes than cores: no config of this sweep fits them)"
+        elif threads > cores:
+            dataloader += (
+                f" (more threads than cores: train.threads={fitting_threads(sweep, pick, cores)}, "
+                "torch.set_num_threads in each rank, would fit them; not measured here)"
+            )
     active = [a for a in sweep.axes if a not in sweep.inactive]
     return Recommendation(
         label=claim_label(pick, sweep.axes, sweep.inactive),
@@ -399,6 +469,10 @@ def next_sweeps(sweep: Tables, focus: pd.Series | None, contended: bool) -> list
     for axis in active:
         numeric = all(_number(level) is not None for level in levels[axis])
         new = _around(levels[axis], focus[axis], cap if axis == NUM_WORKERS else None) if numeric else [focus[axis]]
+        if axis in (RANKS, THREADS, WORKER_THREADS):  # at least one rank, one thread
+            new = [level for level in new if float(level) >= 1] or [focus[axis]]
+        if axis == RANKS and sweep.accelerator is False and sweep.cores:  # on a CPU, a core per rank at most
+            new = [level for level in new if float(level) <= sweep.cores] or [focus[axis]]
         grid[axis] = new
         if set(new) - set(levels[axis]):
             budget = f", within the {sweep.cores}-core budget" if cap is not None and axis == NUM_WORKERS else ""
@@ -428,6 +502,11 @@ def advise(sweep: Tables) -> Advice:
     advice = Advice(sentences=_focus_advice(sweep, focus, bool(cites)))
     if cites:
         advice.sentences.append(_budget_sentence(sweep, cites))
+    if over := over_budget(sweep):
+        advice.sentences.append(
+            f"Over the CPU budget (train.ranks x (1 + num_workers) processes, each rank's intra-op threads and "
+            f"loader.worker_threads in each worker, against the cores each job had): {'; '.join(over)}"
+        )
     advice.recommendation = recommend(sweep)
     if advice.recommendation:
         r = advice.recommendation
