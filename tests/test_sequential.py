@@ -152,7 +152,7 @@ def test_equivalence_reaches_both_tables_and_an_inactive_setting_stays_inactive(
     """On a quiet CPU: num_workers makes no difference (equivalent, resolved); pin_memory, whatever
     it measures, is inactive, never equivalent; on CUDA the same pin_memory numbers are equivalent."""
     y = sim.simulate(np.zeros(4), 6, "iid", 1, np.random.default_rng(2), scale=0.1)[0]
-    stopping = sequential.Stopping(plan=sequential.Plan(max_rounds=6).__dict__, rounds=6, state="limit")
+    stopping = sequential.Stopping(plan=sequential.Plan(max_rounds=6).__dict__, rounds=6, state="limit", final=True)
     summary, effects = summarize(_rows(y, pin_memory=True), stopping=stopping)
     overall = effects[effects["held_fixed"] == OVERALL].set_index("axis")
     assert overall.at["loader.num_workers", "effect"] == Effect.EQUIVALENT
@@ -174,3 +174,23 @@ def test_an_open_comparison_is_named():
         "loader.num_workers 0 -> 1 at (none)",
         "loader.num_workers 0 -> 1 at all (geometric mean)",
     ]
+
+
+def test_the_report_says_no_difference_within_the_margin_and_why_the_sweep_stopped():
+    from pinsweep.analysis.summarize import Tables
+    from pinsweep.present.report import conclusion
+
+    y = sim.simulate(np.zeros(4), 6, "iid", 1, np.random.default_rng(2), scale=0.1)[0]
+    rows = _rows(y, device="cuda:0", pin_memory=True)
+    stopping = sequential.Stopping(plan=sequential.Plan(max_rounds=6).__dict__, rounds=6, state="resolved", final=True)
+    summary, effects = summarize(rows, stopping=stopping)
+    said = " ".join(conclusion(Tables(summary, effects, rows, stopping)))
+    assert "pin_memory makes no difference here (within ±5% at any num_workers" in said
+    assert "The sweep stopped after 6 rounds (rounds=auto): every comparison was resolved." in said
+
+    y = sim.simulate(np.array([0.0, 0.03]), 3, "iid", 1, np.random.default_rng(3))[0]
+    stopping = sequential.Stopping(plan=sequential.Plan(max_rounds=3).__dict__, rounds=3, state="limit", final=True)
+    summary, effects = summarize(_rows(y), stopping=stopping)
+    stopping.open = open_comparisons(summary, effects)
+    said = " ".join(conclusion(Tables(summary, effects, _rows(y), stopping)))
+    assert "The sweep stopped at its limit of rounds after 3 rounds with loader.num_workers=1 vs the baseline" in said

@@ -154,12 +154,17 @@ def test_batches_of_max_batch_size_keep_the_order():
 
 def test_pinsweep_is_the_default_sweeper_and_experiments_can_replace_it():
     sweeper = _compose("hydra.sweeper.seed=7", "hydra.sweeper.shuffle=false")
-    assert OmegaConf.to_container(sweeper.hydra.sweeper) == {
+    assert OmegaConf.to_container(sweeper.hydra.sweeper, enum_to_str=True) == {
         "_target_": "hydra_plugins.pinsweep_sweeper.PinsweepSweeper",
         "max_batch_size": None,
         "params": None,
         "seed": 7,
         "shuffle": False,
+        "rounds": "fixed",  # train.repeat as typed; auto: rounds until resolved (pinsweep/sweep/rounds.py)
+        "min_rounds": 2,
+        "max_rounds": 8,
+        "budget_s": None,
+        "margin": 0.05,
     }
     quick = _compose("experiment=quick").hydra.sweeper
     assert quick._target_.endswith("PinsweepSweeper") and quick.params["train.repeat"] == "0,1,2"

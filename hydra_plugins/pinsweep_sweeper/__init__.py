@@ -11,6 +11,11 @@ order the axes were typed in. `hydra.sweeper.shuffle=false` keeps the product or
 `hydra.sweeper.seed` picks the order, which is the same for the same overrides and seed, so that
 `python -m pinsweep.resume` finds each finished job at its job number. Everything else (parsing,
 hydra.sweeper.params, max_batch_size, multirun.yaml, launching) is the basic sweeper's own.
+
+`hydra.sweeper.rounds=auto` (leave train.repeat out) runs the same jobs one round at a time and stops
+as soon as every comparison is resolved, at `max_rounds`, or at `budget_s` (pinsweep/sweep/rounds.py,
+imported only then: a plugin module is imported by every Hydra app at start-up, so this one imports
+nothing heavy). `rounds=fixed`, the default, is the grid as typed, train.repeat=0,1,2 meaning what it always did.
 Hydra accepts sweeper classes only from the `hydra_plugins` package, hence this module's place.
 """
 
@@ -18,6 +23,8 @@ Hydra accepts sweeper classes only from the `hydra_plugins` package, hence this 
 # where dataclasses cannot resolve annotations given as strings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Optional
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
 from hydra.core.config_store import ConfigStore
@@ -27,6 +34,11 @@ from hydra.core.override_parser.types import Override
 from pinsweep.sweep.order import pinsweep_order
 
 
+class Rounds(Enum):
+    fixed = "fixed"  # the rounds train.repeat lists, all of them
+    auto = "auto"  # one round at a time until every comparison is resolved (pinsweep/sweep/rounds.py)
+
+
 @dataclass
 class PinsweepSweeperConf(BasicSweeperConf):
     # max_batch_size (jobs handed to the launcher at once) and params (axes swept besides the command
@@ -34,6 +46,12 @@ class PinsweepSweeperConf(BasicSweeperConf):
     _target_: str = "hydra_plugins.pinsweep_sweeper.PinsweepSweeper"
     seed: int = 0  # draws the order of the configs within each round; keep it to resume a sweep
     shuffle: bool = True  # false: within a round, the product order of the axes as typed
+    rounds: Rounds = Rounds.fixed  # fixed: train.repeat as typed | auto: rounds until resolved (no train.repeat)
+    min_rounds: int = 2  # auto: always run at least these rounds (one round cannot judge anything)
+    max_rounds: int = 8  # auto: the most rounds; also what the looks' error spending is planned over
+    # auto: no round that would end past this many seconds of the sweep's rounds (Optional: OmegaConf reads it)
+    budget_s: Optional[float] = None  # noqa: UP045
+    margin: float = 0.05  # auto: `equivalent` means within +-margin (0.05: between 1/1.05x and 1.05x)
 
 
 # stored where Hydra imports its plugins, before it composes any config (as its own sweepers do)
@@ -47,10 +65,24 @@ class PinsweepSweeper(BasicSweeper):
         params: dict[str, str] | None = None,
         seed: int = 0,
         shuffle: bool = True,
+        rounds: Any = Rounds.fixed,
+        min_rounds: int = 2,
+        max_rounds: int = 8,
+        budget_s: float | None = None,
+        margin: float = 0.05,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.seed = seed
         self.shuffle = shuffle
+        self.rounds = str(getattr(rounds, "value", rounds))
+        self.min_rounds, self.max_rounds, self.budget_s, self.margin = min_rounds, max_rounds, budget_s, margin
+
+    def sweep(self, arguments: list[str]) -> Any:
+        if self.rounds != Rounds.auto.value:
+            return super().sweep(arguments)
+        from pinsweep.sweep.rounds import run_rounds  # lazy: pandas and scipy, only for a sweep that looks
+
+        return run_rounds(self, arguments)
 
     # BasicSweeper.sweep builds its job batches by calling this (a static method there) through self;
     # an instance method here, because the order depends on this sweeper's seed and shuffle

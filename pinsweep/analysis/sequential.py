@@ -293,15 +293,11 @@ class Stopping:
     budget_s: float | None = None  # the wall-time budget, None without one
     rounds: int = 0  # rounds run
     state: str = "running"  # running | resolved | limit | budget
+    final: bool = False  # the last look was planned as the last (the limit or the budget): it spent all alpha left
     reason: str = ""  # why it stopped, in words
     open: list[str] = field(default_factory=list)  # comparisons still open at the last look
     seconds: float = 0.0  # the jobs' own wall time so far (the budget's clock)
     history: list[dict] = field(default_factory=list)  # per look: round, open count, seconds
-
-    @property
-    def final(self) -> bool:
-        """The last look spent all the alpha left: the sweep ended (limit, budget) or was resolved at the limit."""
-        return self.state in ("limit", "budget")
 
     @property
     def stopped(self) -> bool:

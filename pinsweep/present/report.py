@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from pinsweep.analysis.summarize import OVERALL, Effect, Tables
+from pinsweep.outputs import output
 from pinsweep.present.advice import MAX_USEFUL_REPEATS, Advice, advise
 from pinsweep.present.plots import Plots, setup_title
 from pinsweep.present.wording import claim_label, config_label, ratio_interval, short_name, table_cells
@@ -109,7 +110,9 @@ def _others(axis: str, axes: list[str]) -> str:
     return " and ".join(short_name(a, axes) for a in axes if a != axis)
 
 
-def _axis_sentence(axis: str, overall: pd.DataFrame, strata: pd.DataFrame, axes: list[str], lead: str) -> str:
+def _axis_sentence(
+    axis: str, overall: pd.DataFrame, strata: pd.DataFrame, axes: list[str], lead: str, margin: float = 0.05
+) -> str:
     """One axis's effect in words. `overall` holds its OVERALL rows (one per level), `strata` the rest."""
     name = short_name(axis, axes)
     others = _others(axis, axes)
@@ -141,6 +144,8 @@ def _axis_sentence(axis: str, overall: pd.DataFrame, strata: pd.DataFrame, axes:
     if len(acting):
         where = "; ".join(f"at {e['held_fixed']} {_change(e)} ({e['effect']})" for _, e in acting.iterrows())
         return f"{name} has no consistent effect ({measured} overall), but it depends on {others}: {where}"
+    if (kinds == Effect.EQUIVALENT).all():  # a finding: the intervals lie inside +-margin
+        return f"{name} makes no difference here (within ±{margin:.0%}{everywhere}: {measured})"
     return f"{name} changes nothing measurable{everywhere} ({measured}){_repeats_hint(overall)}"
 
 
@@ -159,7 +164,7 @@ def _repeats_hint(comparisons: pd.DataFrame) -> str:
     return f"; about {fewest} repeats (train.repeat=0,...,{fewest - 1}) would resolve a difference of this size"
 
 
-def _axis_sentences(effects: pd.DataFrame, axes: list[str]) -> list[str]:
+def _axis_sentences(effects: pd.DataFrame, axes: list[str], margin: float = 0.05) -> list[str]:
     """Axes that matter first (largest effect first), then unmeasurable ones, then those that do nothing."""
     if effects.empty:
         return []
@@ -184,7 +189,7 @@ def _axis_sentences(effects: pd.DataFrame, axes: list[str]) -> list[str]:
         else:
             lead = "also matters"
         mine = overall["axis"] == axis
-        sentences.append(_axis_sentence(axis, overall[mine], strata[strata["axis"] == axis], axes, lead))
+        sentences.append(_axis_sentence(axis, overall[mine], strata[strata["axis"] == axis], axes, lead, margin))
     if len(ordered) > 1 and all(rank(a)[0] >= 2 for a in ordered):
         sentences.insert(0, "No swept setting changes throughput measurably here")
     return sentences
@@ -246,12 +251,35 @@ def _best_set_sentence(ran: pd.DataFrame, best: pd.Series, axes: list[str], inac
     ]
 
 
+def _stopping_sentences(tables: Tables) -> list[str]:
+    """Why a rounds=auto sweep stopped (rounds.json, pinsweep/sweep/rounds.py) and, at a limit, what is
+    still open and what would settle it."""
+    stopping = getattr(tables, "stopping", None)
+    if stopping is None:
+        return []
+    if stopping.state == "resolved":
+        return [f"The sweep stopped after {stopping.rounds} rounds (rounds=auto): every comparison was resolved"]
+    if stopping.state == "running":
+        return [f"The sweep ended after {stopping.rounds} rounds before deciding (rounds=auto): resume it to go on"]
+    why = "its wall-time budget" if stopping.state == "budget" else "its limit of rounds"
+    opened = stopping.open[:3] + ([f"{len(stopping.open) - 3} more"] if len(stopping.open) > 3 else [])
+    sentence = f"The sweep stopped at {why} after {stopping.rounds} rounds with {'; '.join(opened)} still open"
+    needed = tables.summary.loc[tables.summary.get("resolved", pd.Series(dtype=object)).eq(False), "repeats_needed"]
+    needed = needed.dropna() if len(needed) else needed
+    if len(needed) and int(needed.min()) <= MAX_USEFUL_REPEATS:
+        rounds = max(int(needed.min()), stopping.rounds + 1)
+        sentence += f"; about {rounds} rounds would settle the closest (hydra.sweeper.max_rounds={rounds})"
+    return [sentence]
+
+
 def conclusion(tables: Tables, advice: Advice | None = None) -> list[str]:
     """Plain-language findings, computed from the summary and effects tables (and the rows, for the cores,
     the device and the job's settings), then the advice that follows from them (`advice`, when the caller
     has it already); one sentence per item."""
     summary, effects, axes = tables.summary, tables.effects, tables.axes
-    sentences = _axis_sentences(effects, axes) + _fastest_sentences(summary, axes, tables.inactive)
+    margin = float(summary["equivalence_margin"].iloc[0]) if "equivalence_margin" in summary and len(summary) else 0.05
+    sentences = _axis_sentences(effects, axes, margin) + _fastest_sentences(summary, axes, tables.inactive)
+    sentences += _stopping_sentences(tables)
     sentences += (advice or advise(tables)).sentences
     if summary["ips_ci_low"].isna().all() and summary["ips_median"].notna().any():
         sentences.append(
@@ -494,9 +522,10 @@ def render_html(blocks: list[Block]) -> str:
 
 def write_report(report: Report, sweep_dir: str | Path) -> list[Path]:
     """report.html (the plots embedded) and report.md (the plots beside it) into the sweep folder; returns
-    their paths."""
+    the paths written: one that could not be (a full disk) is named in one line (pinsweep.outputs)."""
     sweep_dir = Path(sweep_dir)
-    written = [sweep_dir / "report.html", sweep_dir / "report.md"]
-    written[0].write_text(render_html(report.blocks), encoding="utf-8")
-    written[1].write_text(render_markdown(report.blocks), encoding="utf-8")
-    return written
+    unwritten: list[Path] = []
+    for path, render in ((sweep_dir / "report.html", render_html), (sweep_dir / "report.md", render_markdown)):
+        with output(path, unwritten):
+            path.write_text(render(report.blocks), encoding="utf-8")
+    return [path for path in (sweep_dir / "report.html", sweep_dir / "report.md") if path not in unwritten]

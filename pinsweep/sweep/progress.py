@@ -48,7 +48,13 @@ def count_jobs(config: DictConfig) -> int | None:
             return None  # a range or interval: the basic sweeper refuses it, and says so itself
         discrete = override.is_sweep_override()
         values[override.get_key_element()] = len(list(override.sweep_string_iterator())) if discrete else 1
-    return math.prod(values.values())
+    return math.prod(values.values()) * (int(sweeper.max_rounds) if looks_as_it_goes(config) else 1)
+
+
+def looks_as_it_goes(config: DictConfig) -> bool:
+    """hydra.sweeper.rounds=auto (pinsweep/sweep/rounds.py): N is then the most jobs it may run."""
+    rounds = config.hydra.sweeper.get("rounds", "fixed")
+    return str(getattr(rounds, "value", rounds)) == "auto"
 
 
 def write_job_count(config: DictConfig) -> None:
@@ -57,7 +63,8 @@ def write_job_count(config: DictConfig) -> None:
     total = count_jobs(config)
     sweep_dir = Path(config.hydra.sweep.dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    (sweep_dir / JOB_COUNT_FILE).write_text("" if total is None else str(total))
+    most = "up to " if looks_as_it_goes(config) else ""
+    (sweep_dir / JOB_COUNT_FILE).write_text("" if total is None else f"{most}{total}")
 
 
 def announce_job(config: DictConfig) -> None:
