@@ -139,3 +139,15 @@ def test_reading_results_never_imports_torch(module):
     code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_no_module_imports_pinsweeps_own_hydra_plugins():
+    """The plugins in hydra_plugins/ are thin shells over pinsweep's modules, never the other way round:
+    a plugin is found by Hydra's scan, so a module that imports one depends on how that scan ran."""
+    up = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            up += [f"{path.relative_to(PACKAGE)}: {n}" for n in names if n.startswith("hydra_plugins.pinsweep_")]
+    assert up == []
