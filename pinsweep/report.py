@@ -4,7 +4,8 @@
 
 Writes report.html (self-contained), report.md and the plots into the folder, and prints the conclusion;
 summarizes first when summary.csv is missing or older than a job's row. Exits 2 on a folder without
-rows. The work: pinsweep.sweep.results.report_command.
+rows, 1 when a file could not be written (each named in one line: a full disk). The work:
+pinsweep.sweep.results.report_command.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default="", help="re-summarize against e.g. loader.num_workers=0")
     args = parser.parse_args(argv)
     try:
-        report_command(args.sweep_dir, args.baseline)
+        unwritten = report_command(args.sweep_dir, args.baseline)
     except SummaryError as error:
         print(f"pinsweep.report: {error}", file=sys.stderr)
         return 2
-    return 0
+    return 1 if unwritten else 0  # each file not written (a full disk) was named in one line
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
     python -m pinsweep.summarize multirun/2026-11-24_10-00-00 [--baseline loader.num_workers=0]
 
-Writes summary.csv and effects.csv into the folder and prints them; exits 1 when a job failed, 2 on a
-folder without rows or a baseline the sweep did not run. The work: pinsweep.sweep.results.summarize_folder.
+Writes summary.csv and effects.csv into the folder and prints them; exits 1 when a job failed or a
+table could not be written, 2 on a folder without rows or a baseline the sweep did not run.
+The work: pinsweep.sweep.results.summarize_folder.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import sys
 
 from pinsweep.analysis.summarize import SummaryError
-from pinsweep.sweep.results import summarize_folder
+from pinsweep.sweep.results import summarize_folder, tables_missing
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     except SummaryError as error:
         print(f"pinsweep.summarize: {error}", file=sys.stderr)
         return 2
-    return 1 if tables.failed else 0
+    return 1 if tables.failed or tables_missing(args.sweep_dir) else 0  # a table not written: one line each
 
 
 if __name__ == "__main__":

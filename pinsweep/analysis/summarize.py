@@ -28,6 +28,7 @@ from omegaconf import OmegaConf
 
 from pinsweep.analysis import design, sequential, stats
 from pinsweep.config import Config
+from pinsweep.outputs import output
 from pinsweep.record import CONFIG_GROUPS, flatten_config, read_rows
 from pinsweep.spelling import norm
 
@@ -628,13 +629,16 @@ def summarize_sweep(sweep_dir: str | Path, baseline: str = "", rows: pd.DataFram
 
 
 def write_tables(tables: Tables, sweep_dir: str | Path) -> tuple[Path, Path]:
-    """summary.csv and effects.csv into the sweep folder; returns their paths."""
+    """summary.csv and effects.csv into the sweep folder; returns the paths written: one that could not
+    be (a full disk) is named in one line (pinsweep.outputs)."""
     sweep_dir = Path(sweep_dir)
     paths = sweep_dir / "summary.csv", sweep_dir / "effects.csv"
+    unwritten: list[Path] = []
     with FileLock(sweep_dir / ".summary.lock"):  # the end-of-sweep callback and a user may both write
-        tables.summary.to_csv(paths[0], index=False)
-        tables.effects.to_csv(paths[1], index=False)
-    return paths
+        for path, table in zip(paths, (tables.summary, tables.effects)):
+            with output(path, unwritten):
+                table.to_csv(path, index=False)
+    return tuple(path for path in paths if path not in unwritten)
 
 
 def read_summary(path: str | Path) -> pd.DataFrame:

@@ -27,6 +27,7 @@ import pandas as pd
 from matplotlib.transforms import blended_transform_factory
 
 from pinsweep.analysis.summarize import OVERALL, Tables, level_key
+from pinsweep.outputs import output
 from pinsweep.present.wording import config_label, config_status, short_name
 
 log = logging.getLogger("pinsweep.present.plots")
@@ -313,6 +314,7 @@ class Plots:
 
     written: dict[str, Path] = field(default_factory=dict)  # name -> path
     skipped: dict[str, str] = field(default_factory=dict)  # name -> reason
+    unwritten: list[Path] = field(default_factory=list)  # drawn, but the file could not be written (a full disk)
 
 
 def make_plots(tables: Tables, sweep_dir: str | Path) -> Plots:
@@ -321,6 +323,7 @@ def make_plots(tables: Tables, sweep_dir: str | Path) -> Plots:
     sweep_dir = Path(sweep_dir)
     written: dict[str, Path] = {}
     skipped: dict[str, str] = {}
+    unwritten: list[Path] = []
     pair = heatmap_axes(tables)
     jobs: dict[str, Any] = {
         "throughput": lambda p: plot_throughput(tables, p),
@@ -332,11 +335,16 @@ def make_plots(tables: Tables, sweep_dir: str | Path) -> Plots:
         if isinstance(job, str):
             skipped[name] = job
             continue
+        result: Path | str = "not written"
         try:
-            result = job(path)
+            with output(path, unwritten):  # a full disk: one line, no partial PNG, and on to the next
+                result = job(path)
         except Exception as error:  # one broken plot must not cost the others or the report
-            log.exception("%s.png not written", name)
+            log.exception("%s.png not drawn", name)
             result = f"{type(error).__name__}: {error}"
+        if path in unwritten:
+            plt.close("all")  # the figure whose savefig failed
+            continue
         if isinstance(result, Path):
             written[name] = result
         else:
@@ -344,4 +352,4 @@ def make_plots(tables: Tables, sweep_dir: str | Path) -> Plots:
     for name, reason in skipped.items():
         (sweep_dir / f"{name}.png").unlink(missing_ok=True)  # a plot from an earlier report would mislead
         log.info("%s.png skipped: %s", name, reason)
-    return Plots(written, skipped)
+    return Plots(written, skipped, unwritten)

@@ -84,4 +84,6 @@ def print_report(report: Report, written: Sequence[Path], pngs: Sequence[str]) -
         print("auto-tune:")
         for sentence in report.autotune:
             print(f"  {sentence}")
-    print(f"wrote {written[0]} (self-contained), {written[1].name} and {', '.join(pngs)}")
+    files = [f"{path} (self-contained)" if path.suffix == ".html" else path.name for path in written]
+    if files or pngs:  # what could not be written (a full disk) was named as it failed
+        print(f"wrote {', '.join(files)}{' and ' if files and pngs else ''}{', '.join(pngs)}")

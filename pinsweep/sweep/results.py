@@ -33,33 +33,52 @@ log = logging.getLogger("pinsweep")
 def summarize_folder(sweep_dir: str | Path, baseline: str = "", rows: pd.DataFrame | None = None) -> Tables:
     """Summarize a sweep folder, write summary.csv and effects.csv, print the tables; return them."""
     tables = summarize_sweep(sweep_dir, baseline, rows)
-    paths = write_tables(tables, sweep_dir)
+    paths = write_tables(tables, sweep_dir)  # those written; one that could not be is named in one line
     terminal.print_tables(tables)
-    terminal.print_written(paths)
+    if paths:
+        terminal.print_written(paths)
     return tables
+
+
+def tables_missing(sweep_dir: str | Path) -> list[Path]:
+    """summary.csv and effects.csv, those not in the folder after summarize_folder: not written (a file
+    that could not be written is removed, not left half written: pinsweep.outputs)."""
+    return [path for path in (Path(sweep_dir) / "summary.csv", Path(sweep_dir) / "effects.csv") if not path.exists()]
 
 
 def report_folder(sweep_dir: str | Path, tables: Tables) -> list[Path]:
     """The plots and the report of summarized tables, into the sweep folder, and the conclusion printed;
-    returns the report's paths."""
+    returns the files that could not be written (a full disk), each already named in one line."""
     sweep_dir = Path(sweep_dir)
     plots = make_plots(tables, sweep_dir)
     outcome = read_outcome(sweep_dir)  # an auto-tune's outcome (pinsweep.autotune.confirm), else None
     composed = report.build(sweep_dir, tables, plots, sentences(outcome) if outcome is not None else None)
     written = report.write_report(composed, sweep_dir)
     terminal.print_report(composed, written, sorted(p.name for p in sweep_dir.glob("*.png")))
-    return written
+    reports = [sweep_dir / "report.html", sweep_dir / "report.md"]
+    return [*plots.unwritten, *(path for path in reports if path not in written)]
 
 
 def write_results(sweep_dir: str | Path, baseline: str = "") -> int:
-    """The end of a sweep: summary.csv and effects.csv, then plots and report; returns the failed-job
-    count. The summary comes first and stands alone: a plot or report that fails is logged, not raised."""
+    """The end of a sweep: summary.csv and effects.csv, then plots and report; returns the failed jobs
+    plus the outputs not written (non-zero: the sweep exits 1). The summary comes first and stands
+    alone: a plot or report that fails is logged, not raised; a file the disk had no room for is one
+    line, and the others are still written."""
     tables = summarize_folder(sweep_dir, baseline)
+    unwritten = tables_missing(sweep_dir)
     try:
-        report_folder(sweep_dir, tables)  # the tables just summarized, not re-read from disk
+        unwritten += report_folder(sweep_dir, tables)  # the tables just summarized, not re-read from disk
     except Exception:
         log.exception("plots/report not written (summary.csv is); retry: python -m pinsweep.report %s", sweep_dir)
-    return tables.failed
+        unwritten.append(Path(sweep_dir) / "report.html")
+    if unwritten:
+        log.error(
+            "%d output(s) not written (%s): free space, then python -m pinsweep.report %s",
+            len(unwritten),
+            ", ".join(path.name for path in unwritten),
+            sweep_dir,
+        )
+    return tables.failed + len(unwritten)
 
 
 def stale(sweep_dir: Path) -> bool:
@@ -74,7 +93,7 @@ def stale(sweep_dir: Path) -> bool:
 def report_command(sweep_dir: str | Path, baseline: str = "") -> list[Path]:
     """`python -m pinsweep.report`: the folder's rows read once; summarized (and written, printed) when
     summary.csv is stale or another baseline is asked for, else its tables read back; then the report.
-    Raises SummaryError when the folder holds no job rows."""
+    Returns the files that could not be written. Raises SummaryError when the folder holds no job rows."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise SummaryError(f"{sweep_dir}: no such sweep folder (look under multirun/)")
@@ -83,6 +102,7 @@ def report_command(sweep_dir: str | Path, baseline: str = "") -> list[Path]:
         raise SummaryError(f"{sweep_dir}: no job rows found (no <job>/row.csv): nothing to report")
     if baseline or stale(sweep_dir):
         tables = summarize_folder(sweep_dir, baseline, rows)
+        unwritten = tables_missing(sweep_dir)
     else:
-        tables = read_tables(sweep_dir, rows)
-    return report_folder(sweep_dir, tables)
+        tables, unwritten = read_tables(sweep_dir, rows), []
+    return unwritten + report_folder(sweep_dir, tables)

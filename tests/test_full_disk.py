@@ -1,0 +1,85 @@
+"""A disk that fills up at the end of a sweep: every row stays, every output that fits is written, each
+one that does not is one line (no traceback, no half-written file), and the sweep exits non-zero."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pinsweep import report as report_command
+from pinsweep.record import read_rows
+from pinsweep.sweep.results import write_results
+
+BLOCKED = ("breakdown.png", "report.html")
+
+
+def _rows_only(sweep_dir: Path, into: Path) -> Path:
+    """A copy of a finished sweep's job folders (rows, configs), without its outputs."""
+    shutil.copytree(sweep_dir, into, ignore=shutil.ignore_patterns("*.png", "*.csv", "report.*", ".*lock"))
+    for job in sweep_dir.iterdir():
+        if job.is_dir() and (job / "row.csv").exists():
+            shutil.copy2(job / "row.csv", into / job.name / "row.csv")
+    return into
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_the_others_are_written(grid_sweep, tmp_path, caplog):
+    sweep_dir = _rows_only(grid_sweep.dir, tmp_path / "sweep")
+    for name in BLOCKED:  # a folder where the file should go: writing it fails with an OSError, as on a full disk
+        (sweep_dir / name).mkdir()
+    rows_before = read_rows(sweep_dir)
+
+    with caplog.at_level(logging.INFO, logger="pinsweep"):
+        problems = write_results(sweep_dir)
+
+    assert problems == len(BLOCKED)  # no job failed: the two files not written make the sweep exit 1
+    failures = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert not [record for record in failures if record.exc_info], "a traceback for a file not written"
+    lines = [record.getMessage() for record in failures]
+    for name in BLOCKED:
+        assert sum(f"{sweep_dir / name} not written: Is a directory" == line for line in lines) == 1, lines
+    assert any(line.startswith("2 output(s) not written (breakdown.png, report.html)") for line in lines), lines
+    for name in ("summary.csv", "effects.csv", "throughput.png", "report.md", "heatmap.png"):
+        assert (sweep_dir / name).is_file(), name
+    assert "breakdown.png" not in (sweep_dir / "report.md").read_text()  # the report shows only what was written
+    assert read_rows(sweep_dir).equals(rows_before)
+
+    assert report_command.main([str(sweep_dir)]) == 1  # the command too: a file it could not write
+    for name in BLOCKED:
+        (sweep_dir / name).rmdir()
+    assert report_command.main([str(sweep_dir)]) == 0
+    assert (sweep_dir / "breakdown.png").is_file() and (sweep_dir / "report.html").is_file()
+
+
+def _mount_tmpfs(folder: Path, size: str) -> bool:
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    folder.mkdir()
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)]).returncode == 0
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_disk_that_fills_up_keeps_its_rows_and_exits_1(tmp_path, run_pinsweep, tiny_job):
+    """The real thing: the sweep folder on a 120 KB file system, which holds the rows, the tables and
+    the markdown report but not every plot nor the self-contained report (plots embedded)."""
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "120k"):
+        pytest.skip("mounting a small tmpfs needs root; the test above fails the writes another way")
+    try:
+        sweep_dir = disk / "sweep"
+        result = run_pinsweep("-m", *tiny_job, "loader.num_workers=0,1", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+        assert result.returncode == 1, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr and "Logging error" not in result.stderr, result.stderr[-3000:]
+        not_written = [line for line in result.stderr.splitlines() if "not written: No space left on device" in line]
+        assert not_written, result.stderr[-3000:]
+        for line in not_written:
+            name = line.split(" not written:")[0].rsplit("/", 1)[-1]
+            assert not (sweep_dir / name).exists(), f"{name}: a partial file was left"
+        assert read_rows(sweep_dir)["status"].tolist() == ["ok", "ok"]
+        assert (sweep_dir / "summary.csv").is_file()
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
