@@ -1,9 +1,17 @@
 """pinsweep as a user installs it: a wheel built from this checkout, installed into a fresh virtual
-environment (reusing this environment's torch through --system-site-packages), run by its commands from
-a folder outside the checkout, with the user's own experiment, dataset and model kept in that folder."""
+environment, run by its commands from a folder outside the checkout, with the user's own experiment,
+dataset and model kept in that folder; and the same checkout installed editable (`pip install -e .`),
+as the README says. Either way Hydra finds pinsweep's plugins and configs in a process that never
+imported pinsweep, its plugin scan imports nothing heavy, and a plain Hydra app still runs under -Werror.
+
+The fresh environments reuse this interpreter's packages (torch included, so nothing is downloaded)
+whether the suite runs in the base interpreter, a venv or a conda env: `--system-site-packages` would
+reach only the base interpreter's, so each new venv gets a .pth file listing this interpreter's own
+package folders instead (see `_reuse_packages`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_hydra_plugins import HEAVY, SCAN, write_user_app
 
 from pinsweep.record import read_rows
 
@@ -72,31 +81,76 @@ def _run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Compl
     return result
 
 
+def _reuse_packages(venv: Path, repo_root: Path, env: dict[str, str]) -> None:
+    """Make a new venv see the packages of the interpreter running this suite (base, venv or conda env
+    alike): one .pth line per folder on that interpreter's own path, as a fresh process of it has it.
+    Plain path lines only: the .pth files in those folders (an editable pinsweep's import hook) do not
+    run in the venv, and nothing from the checkout is listed, so the venv's pinsweep is the one
+    installed into it."""
+    python = str(venv / "bin" / "python")
+    probe = "import json, site, sys; print(json.dumps([sys.path, site.getsitepackages()]))"
+    theirs, _ = json.loads(_run([sys.executable, "-c", probe], venv, env).stdout)
+    ours, (site_packages, *_) = json.loads(_run([python, "-c", probe], venv, env).stdout)
+    folders = [
+        entry
+        for entry in theirs
+        if entry and Path(entry).is_dir() and entry not in ours and not Path(entry).resolve().is_relative_to(repo_root)
+    ]
+    Path(site_packages, "_pinsweep_test_reuse.pth").write_text("".join(f"{folder}\n" for folder in folders))
+
+
+def _venv(root: Path, name: str, repo_root: Path, env: dict[str, str]) -> Path:
+    """A fresh venv (its bin folder) that reuses this interpreter's packages and holds no pinsweep yet."""
+    venv = root / name
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], root, env)
+    _reuse_packages(venv, repo_root.resolve(), env)
+    return venv / "bin"
+
+
 @pytest.fixture(scope="module")
-def installed(repo_root, tmp_path_factory):
-    """(bin folder of a venv holding only the built wheel, the user's folder, its environment)."""
-    root = tmp_path_factory.mktemp("install")
-    # build from a copy of the files git would ship (tracked and new ones), so no stale build/ leaks in
+def source(repo_root, tmp_path_factory) -> Path:
+    """A copy of the files git would ship (tracked and new ones), so no stale build/ leaks in."""
     listed = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=repo_root, capture_output=True, check=True
     )
-    source = root / "source"
+    source = tmp_path_factory.mktemp("source") / "pinsweep"
     for name in filter(None, listed.stdout.decode().split("\0")):
         if (repo_root / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             (source / name).write_bytes((repo_root / name).read_bytes())
+    return source
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HYDRA_FULL_ERROR")}
+
+
+@pytest.fixture(scope="module")
+def installed(repo_root, source, tmp_path_factory):
+    """(bin folder of a venv holding only the built wheel, the user's folder, its environment)."""
+    root = tmp_path_factory.mktemp("install")
+    env = _clean_env()
     pip = [sys.executable, "-m", "pip"]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     _run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(root / "dist"), str(source)], root, env)
     (wheel,) = (root / "dist").glob("pinsweep-*.whl")
-    venv = root / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], root, env)
-    _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)], root, env)
+    bin_dir = _venv(root, "venv", repo_root, env)
+    _run([str(bin_dir / "python"), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)], root, env)
     user = root / "user"
     for name, text in USER_FILES.items():
         (user / name).parent.mkdir(parents=True, exist_ok=True)
         (user / name).write_text(text)
-    return venv / "bin", user, env
+    return bin_dir, user, env
+
+
+@pytest.fixture(scope="module")
+def editable(repo_root, source, tmp_path_factory):
+    """(bin folder of a venv holding the source copy installed editable, as the README's command 1)."""
+    root = tmp_path_factory.mktemp("editable")
+    env = _clean_env()
+    bin_dir = _venv(root, "venv", repo_root, env)
+    install = [str(bin_dir / "python"), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index"]
+    _run([*install, "-e", str(source)], root, env)
+    return bin_dir, root, env
 
 
 @pytest.mark.slow
@@ -104,6 +158,8 @@ def test_the_wheel_ships_its_configs_and_runs_from_any_folder(installed):
     bin_dir, user, env = installed
     where = _run([str(bin_dir / "python"), "-c", "import pinsweep; print(pinsweep.__file__)"], user, env)
     assert where.stdout.strip().startswith(str(bin_dir.parent)), where.stdout  # the wheel, not the checkout
+    import_torch = _run([str(bin_dir / "python"), "-c", "import torch, omegaconf; print(torch.__file__)"], user, env)
+    assert not import_torch.stdout.startswith(str(bin_dir.parent))  # this interpreter's torch, not a download
     sweep_dir = user / "multirun" / "two-jobs"
     command = [str(bin_dir / "pinsweep"), "-m", "data=synthetic", "model=tiny", "train.epochs=1"]
     _run([*command, "loader.num_workers=0,2", *SMALL, f"hydra.sweep.dir={sweep_dir}"], user, env)
@@ -135,3 +191,30 @@ def test_the_users_own_experiment_dataset_and_model_run_from_their_config_folder
     # resume re-runs the sweep with its config folder (Hydra records --config-dir as a source, not an override)
     resumed = _run([str(bin_dir / "pinsweep-resume"), str(sweep_dir)], user, {**env, "PYTHONPATH": str(user)})
     assert "--config-dir" in resumed.stderr and "resume: job #1 already has an ok row, skipped" in resumed.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("install", ["installed", "editable"])
+def test_hydra_finds_the_plugins_and_configs_in_a_process_that_never_imported_pinsweep(install, request, source):
+    bin_dir, where, env = request.getfixturevalue(install)[:3]
+    python = str(bin_dir / "python")
+    located = _run([python, "-c", "import pinsweep; print(pinsweep.__file__)"], where, env).stdout.strip()
+    assert located.startswith(str(source if install == "editable" else bin_dir.parent)), located
+
+    scan = json.loads(_run([python, "-c", SCAN], where, env).stdout)
+    assert "PinsweepSweeper" in scan["sweepers"] and "LocalGpuLauncher" in scan["launchers"], scan
+    heavy = [m for m in scan["modules"] if m.split(".")[0] in HEAVY or m.startswith(HEAVY)]
+    assert not heavy, f"the plugin scan imported {heavy[:10]}"
+    print(f"{install}: plugin scan {scan['scan_s']:.3f} s")
+
+    # a user's own app reaches the sweeper and launcher presets through pkg://pinsweep.conf
+    app = write_user_app(where / "app", searchpath=True)
+    shown = _run([python, str(app), "--cfg", "hydra", "hydra/sweeper=pinsweep", "hydra/launcher=local"], where, env)
+    assert "hydra_plugins.pinsweep_sweeper.PinsweepSweeper" in shown.stdout
+    assert "hydra_plugins.pinsweep_launcher.LocalGpuLauncher" in shown.stdout
+
+    # and a plain Hydra app (the basic sweeper) runs a two-job multirun under -Werror
+    plain = write_user_app(where / "plain")
+    sweep = [python, "-Werror", str(plain), "-m", "x=1,2", f"hydra.sweep.dir={where / 'plain' / 'sweep'}"]
+    ran = _run(sweep, where, env)
+    assert "job 1" in ran.stdout and "job 2" in ran.stdout and "Hydra plugins scanner" not in ran.stderr
