@@ -86,7 +86,9 @@ def with_throughput(rows: pd.DataFrame) -> pd.DataFrame:
 
     legacy = rows["images_per_s"] if "images_per_s" in rows else pandas.Series(float("nan"), index=rows.index)
     throughput = rows["throughput"].astype(float).fillna(legacy) if "throughput" in rows else legacy
-    unit = rows["unit"].fillna("images") if "unit" in rows else pandas.Series("images", index=rows.index)
+    known = rows["unit"].dropna() if "unit" in rows else pandas.Series(dtype=object)
+    # a job that failed before it counted anything has no unit: its sweep's (one unit a sweep)
+    unit = rows["unit"].fillna(known.iloc[0]) if len(known) else pandas.Series("images", index=rows.index)
     return rows.assign(throughput=throughput.astype(float), unit=unit)
 
 

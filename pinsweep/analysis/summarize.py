@@ -29,7 +29,7 @@ from omegaconf import OmegaConf
 from pinsweep.analysis import design, sequential, stats
 from pinsweep.config import Config
 from pinsweep.outputs import output
-from pinsweep.record import CONFIG_GROUPS, flatten_config, read_rows
+from pinsweep.record import CONFIG_GROUPS, flatten_config, read_rows, with_throughput
 from pinsweep.spelling import norm
 
 REPLICATE_KEYS = ("train.repeat",)
@@ -165,7 +165,7 @@ def straggler(ok: pd.DataFrame) -> str:
 
 def _group_stats(group: pd.DataFrame) -> dict[str, Any]:
     ok = group[group["status"] == "ok"]
-    ips = ok["images_per_s"].astype(float).to_numpy() if len(ok) else np.array([])
+    ips = ok["throughput"].astype(float).to_numpy() if len(ok) else np.array([])  # per second, in `unit`
     epochs = [seconds for cell in ok.get("epoch_times_s", []) for seconds in _steady_epochs(cell)]
     geomean, low, high = design.mean_interval(ips)
     steady = ok["steady_s"].astype(float) if len(ok) else pd.Series(dtype=float)
@@ -184,6 +184,8 @@ def _group_stats(group: pd.DataFrame) -> dict[str, Any]:
         "n_loss_not_finite": int(ok["loss_finite"].map(norm).eq("false").sum()) if "loss_finite" in ok else 0,
         # jobs that overlapped with another job on the same device: their timings are suspect
         "n_shared_device": int(ok["shared_device"].map(norm).eq("true").sum()) if "shared_device" in ok else 0,
+        "unit": (ok if len(ok) else group)["unit"].iloc[0],  # what ips_* count: train.unit (images, tokens, ...)
+        "throughput": geomean,  # = ips_geomean, under a name that does not say images
         "ips_median": float(np.median(ips)) if len(ips) else math.nan,
         "ips_geomean": geomean,
         "ips_iqr": stats.iqr(ips) if len(ips) else math.nan,
@@ -257,11 +259,11 @@ class _Design:
 
     @classmethod
     def of(cls, keyed: pd.DataFrame, summary: pd.DataFrame, axes: list[str], inactive: list[str]) -> _Design:
-        ok = keyed[(keyed["status"] == "ok") & keyed["images_per_s"].astype(float).gt(0)]
+        ok = keyed[(keyed["status"] == "ok") & keyed["throughput"].astype(float).gt(0)]
         index = {tuple(r[a] for a in axes): i for i, r in summary.iterrows()}
         config = [index[tuple(r[f"_{a}"] for a in axes)] for _, r in ok.iterrows()]
         round_of = ok[REPLICATE_KEYS[0]].map(norm) if REPLICATE_KEYS[0] in ok else pd.Series("0", index=ok.index)
-        log_ips = np.log(ok["images_per_s"].astype(float).to_numpy())
+        log_ips = np.log(ok["throughput"].astype(float).to_numpy())
         fit = design.fit_blocks(log_ips, config, round_of.to_numpy(), len(summary))
         labels = sorted(round_of.unique(), key=level_key)
         rounds = round_of.map({label: i for i, label in enumerate(labels)}).to_numpy(dtype=int)
@@ -295,8 +297,7 @@ def summarize(
     rounds=auto sweep (pinsweep.analysis.sequential), whose intervals are that look's repeated ones."""
     if rows.empty or "status" not in rows:
         raise SummaryError("no job rows found: point at a sweep folder that holds <job>/row.csv files")
-    if "images_per_s" not in rows:  # no job succeeded: still a summary, of failures
-        rows = rows.assign(images_per_s=math.nan)
+    rows = with_throughput(rows)  # items/s in the row's unit; images_per_s in rows written before units
     axes = find_axes(rows)
     keyed = rows.assign(**{f"_{axis}": rows[axis].map(norm) for axis in axes})
     levels = {axis: sorted(keyed[f"_{axis}"].unique(), key=level_key) for axis in axes}
