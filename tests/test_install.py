@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from packaging.requirements import Requirement
 from test_hydra_plugins import HEAVY, SCAN, write_user_app
 
 from pinsweep.record import read_rows
@@ -121,6 +124,21 @@ def source(repo_root, tmp_path_factory) -> Path:
     return source
 
 
+def _no_build_isolation(repo_root: Path) -> list[str]:
+    """`--no-build-isolation` (offline: this interpreter's setuptools builds pinsweep) where that setuptools
+    meets pyproject.toml's build requirement; else [], pip's own isolated build, which fetches a new
+    enough one, as the README's `pip install -e .` itself did (a fresh venv's bundled setuptools is older,
+    or absent from Python 3.12 on)."""
+    # [build-system]'s one requirement (tomllib is Python 3.11+; this suite runs on 3.10 too)
+    backend = re.search(r'^requires = \["([^"]+)"\]', (repo_root / "pyproject.toml").read_text(), re.M)
+    requirement = Requirement(backend.group(1))
+    try:
+        installed = version(requirement.name)
+    except PackageNotFoundError:
+        return []
+    return ["--no-build-isolation"] if requirement.specifier.contains(installed, prereleases=True) else []
+
+
 def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HYDRA_FULL_ERROR")}
 
@@ -131,7 +149,8 @@ def installed(repo_root, source, tmp_path_factory):
     root = tmp_path_factory.mktemp("install")
     env = _clean_env()
     pip = [sys.executable, "-m", "pip"]
-    _run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(root / "dist"), str(source)], root, env)
+    build = ["wheel", "--no-deps", *_no_build_isolation(repo_root), "-w", str(root / "dist"), str(source)]
+    _run([*pip, *build], root, env)
     (wheel,) = (root / "dist").glob("pinsweep-*.whl")
     bin_dir = _venv(root, "venv", repo_root, env)
     _run([str(bin_dir / "python"), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)], root, env)
@@ -148,7 +167,7 @@ def editable(repo_root, source, tmp_path_factory):
     root = tmp_path_factory.mktemp("editable")
     env = _clean_env()
     bin_dir = _venv(root, "venv", repo_root, env)
-    install = [str(bin_dir / "python"), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index"]
+    install = [str(bin_dir / "python"), "-m", "pip", "install", "--no-deps", *_no_build_isolation(repo_root)]
     _run([*install, "-e", str(source)], root, env)
     return bin_dir, root, env
 
