@@ -31,7 +31,7 @@ from pinsweep.analysis.summarize import (
     level_key,
     schema_defaults,
 )
-from pinsweep.present.wording import claim_label, interval, ips, missing, ratio, short_name
+from pinsweep.present.wording import claim_label, interval, ips, missing, per_s, ratio, short_name
 from pinsweep.record import CONFIG_GROUPS
 from pinsweep.spelling import norm
 
@@ -105,14 +105,15 @@ def cite_effect(effect: pd.Series, axes: list[str]) -> str:
 
 
 def cite_config(record: pd.Series, sweep: Tables) -> str:
-    """`num_workers=2, pin_memory=false: 2727 images/s, 0.70x [0.37, 1.32] the baseline, loader-bound`."""
+    """`num_workers=2, pin_memory=false: 2727 images/s, 0.70x [0.37, 1.32] the baseline, loader-bound` (the
+    sweep's unit: tokens/s, ...)."""
     speed = "the baseline"
     if not bool(record["baseline"]):
         low, high = record.get("speedup_ci_low"), record.get("speedup_ci_high")
         speed = f"{ratio(record['speedup'])}{interval(low, high)} {speed}"
     verdict = f", {record['verdict']}" if isinstance(record.get("verdict"), str) and record["verdict"] else ""
     label = claim_label(record, sweep.axes, sweep.inactive)
-    return f"{label}: {ips(record['ips_geomean'])} images/s, {speed}{verdict}"
+    return f"{label}: {ips(record['ips_geomean'])} {per_s(record)}, {speed}{verdict}"
 
 
 def _ruled_out(sweep: Tables, focus: pd.Series, axis: str, wanted: Callable[[str], bool]) -> list[str]:

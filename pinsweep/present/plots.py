@@ -1,7 +1,7 @@
 """PNG plots of a summarized sweep, written into the sweep folder (matplotlib, Agg backend: no display).
 
-- `throughput.png`  images/s per config with its interval and the compute-only ceiling beside it
-- `heatmap.png`     images/s (geometric mean) over two swept axes (the two with the largest effect when more
+- `throughput.png`  <unit>/s per config with its interval and the compute-only ceiling beside it
+- `heatmap.png`     <unit>/s (geometric mean) over two swept axes (the two with the largest effect when more
                     than two are swept, the others held at their baseline level)
 - `breakdown.png`   where each config's steady-state step time goes: data wait, copy, compute
 
@@ -28,7 +28,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from pinsweep.analysis.summarize import OVERALL, Tables, level_key
 from pinsweep.outputs import output
-from pinsweep.present.wording import config_label, config_status, short_name
+from pinsweep.present.wording import config_label, config_status, per_s, per_s_short, short_name
 
 log = logging.getLogger("pinsweep.present.plots")
 
@@ -167,7 +167,7 @@ def plot_throughput(tables: Tables, path: Path) -> Path:
             ax.text(right * 0.01, yi, f"no successful run: {status}", va="center", color="#c0392b")
             continue
         speedup = record.get("speedup", math.nan)
-        text = f"{mean:,.0f} img/s" + ("" if pd.isna(speedup) else f"  {speedup:.2f}x")
+        text = f"{mean:,.0f} {per_s_short(summary)}" + ("" if pd.isna(speedup) else f"  {speedup:.2f}x")
         text += "  (baseline)" if bool(record["baseline"]) else ""
         if mean > right * 0.3:  # room inside the bar
             ax.text(right * 0.01, yi, text, va="center", ha="left", color="white", fontweight="bold")
@@ -176,7 +176,7 @@ def plot_throughput(tables: Tables, path: Path) -> Path:
             ax.text(end + right * 0.015, yi, text, va="center", ha="left")
 
     ax.set_yticks(y, labels)
-    ax.set_xlabel("training throughput, images/s (steady state, geometric mean over repeats)")
+    ax.set_xlabel(f"training throughput, {per_s(summary)} (steady state, geometric mean over repeats)")
     interval_note = {
         frozenset({"CI"}): "error bars: 95% CI of the geometric mean",
         frozenset({"range"}): "error bars: min-max over repeats",
@@ -254,7 +254,7 @@ def heatmap_axes(tables: Tables) -> tuple[str, str] | str:
 
 
 def plot_heatmap(tables: Tables, pair: tuple[str, str], path: Path) -> Path | str:
-    """Images/s (geometric mean) per (row axis, column axis) cell; other axes held at their baseline level."""
+    """<unit>/s (geometric mean) per (row axis, column axis) cell; other axes held at their baseline level."""
     summary, rows, axes = tables.summary, tables.rows, tables.axes
     y_axis, x_axis = pair
     if summary[x_axis].nunique() < summary[y_axis].nunique():  # more levels along x: wider than tall
@@ -293,13 +293,15 @@ def plot_heatmap(tables: Tables, pair: tuple[str, str], path: Path) -> Path | st
                 ax.text(j, i, text, ha="center", va="center", color="#c0392b" if (i, j) in failures else "#555555")
                 continue
             shade = grid[i, j] / high if high > 0 else 0.5
-            text = f"{grid[i, j]:,.0f} img/s" + ("" if np.isnan(speedups[i, j]) else f"\n{speedups[i, j]:.2f}x")
+            text = f"{grid[i, j]:,.0f} {per_s_short(summary)}" + (
+                "" if np.isnan(speedups[i, j]) else f"\n{speedups[i, j]:.2f}x"
+            )
             ax.text(j, i, text, ha="center", va="center", fontsize=13, color="black" if shade > 0.6 else "white")
     ax.set_xticks(range(len(xs)), xs)
     ax.set_yticks(range(len(ys)), ys)
     ax.set_xlabel(x_axis)
     ax.set_ylabel(y_axis)
-    fig.colorbar(image, ax=ax, label="images/s (steady state, geometric mean)")
+    fig.colorbar(image, ax=ax, label=f"{per_s(summary)} (steady state, geometric mean)")
     held_text = ", ".join(f"{short_name(a, axes)}={v}" for a, v in held.items())
     held_text = f" for the two axes with the largest effect (others at {held_text})" if held else ""
     ax.set_title(f"Images/s and speedup vs baseline{held_text}\n{setup_title(tables)}", fontsize=11)

@@ -26,7 +26,7 @@ from pinsweep.analysis.summarize import OVERALL, Effect, Tables
 from pinsweep.outputs import output
 from pinsweep.present.advice import MAX_USEFUL_REPEATS, Advice, advise
 from pinsweep.present.plots import Plots, setup_title
-from pinsweep.present.wording import claim_label, config_label, ratio_interval, short_name, table_cells
+from pinsweep.present.wording import claim_label, config_label, per_s, ratio_interval, short_name, table_cells
 from pinsweep.present.wording import interval as _interval
 from pinsweep.present.wording import ips as _ips
 from pinsweep.present.wording import missing as _missing
@@ -43,14 +43,14 @@ WHY = {  # verdict -> what it means for the fastest config; {wait}/{copy} are it
     "for the CPU cores (loader workers, other processes)",
 }
 READING_GUIDE = [
-    "images/s: steady-state training throughput (warm-up excluded), geometric mean over repeats, with a 95% "
+    "{rate}: steady-state training throughput (warm-up excluded), geometric mean over repeats, with a 95% "
     "Student's t interval on the log scale.",
-    "speedup: images/s over the baseline config's, compared within each repeat round (the sweep is a randomized "
+    "speedup: {rate} over the baseline config's, compared within each repeat round (the sweep is a randomized "
     "block design) with the noise pooled over all configs. Its 95% interval is simultaneous over every comparison "
     "in the sweep (Dunnett-style max-t), so 'significant' (the interval excludes 1) is wrong for any config at "
     "most 5% of the time. 'inactive': the config differs from the baseline only in settings that cannot act on "
     "this device (pin_memory, non_blocking without an accelerator).",
-    "efficiency: images/s over the compute-only ceiling (same model and batch, data already on the device): "
+    "efficiency: {rate} over the compute-only ceiling (same model and batch, data already on the device): "
     "100% means the input pipeline costs nothing.",
     "verdict: compute-bound (within 10% of the ceiling), loader-bound or copy-bound (that stall takes >= 10% of "
     "the step), contended (no stall, but compute slower than its ceiling: loader workers or other processes "
@@ -203,10 +203,10 @@ def _fastest_sentences(summary: pd.DataFrame, axes: list[str], inactive: list[st
     speed = _ips(best["ips_geomean"], best.get("ips_ci_low"), best.get("ips_ci_high"))
     label = claim_label(best, axes, inactive)
     if not axes:
-        return [f"The config runs at {speed} images/s"]
+        return [f"The config runs at {speed} {per_s(summary)}"]
     if bool(best["baseline"]) or bool(best.get("inactive", False)):
         same = " (it differs from the baseline only in settings inactive here)" if not bool(best["baseline"]) else ""
-        sentences = [f"The fastest config is the baseline, {label}, at {speed} images/s{same}"]
+        sentences = [f"The fastest config is the baseline, {label}, at {speed} {per_s(summary)}{same}"]
     else:
         base = summary[summary["baseline"].astype(bool)]
         versus = f" ({claim_label(base.iloc[0], axes, inactive)})" if len(base) else ""
@@ -219,7 +219,7 @@ def _fastest_sentences(summary: pd.DataFrame, axes: list[str], inactive: list[st
             else f", not significantly different{_repeats_hint(ran.loc[[best.name]])}"
         )
         sentences = [
-            f"Fastest: {label} at {speed} images/s, {_ratio(best['speedup'])}"
+            f"Fastest: {label} at {speed} {per_s(summary)}, {_ratio(best['speedup'])}"
             f"{_interval(best.get('speedup_ci_low'), best.get('speedup_ci_high'))} the baseline{versus}{caveat}"
         ]
     sentences += _best_set_sentence(ran, best, axes, inactive)
@@ -397,8 +397,8 @@ class Report:
 
 
 CAPTIONS = {
-    "throughput": "Images/s per config with its interval; the red mark is the compute-only ceiling.",
-    "heatmap": "Images/s (geometric mean over repeats) over two swept axes, with the speedup over the baseline.",
+    "throughput": "{rate} per config with its interval; the red mark is the compute-only ceiling.",
+    "heatmap": "{rate} (geometric mean over repeats) over two swept axes, with the speedup over the baseline.",
     "breakdown": "Share of steady-state step time spent waiting for data, copying, computing.",
 }
 
@@ -424,12 +424,13 @@ def build(sweep_dir: Path, tables: Tables, plots: Plots, autotune: list[str] | N
     if len(note) and note.iloc[0]:
         blocks.append(f"Note: {note.iloc[0]}.")
     blocks += ["## Plots"]
-    blocks += [Image(path, CAPTIONS[name]) for name, path in plots.written.items()]
+    rate = per_s(summary)  # images/s, tokens/s, ...: train.unit
+    blocks += [Image(path, CAPTIONS[name].format(rate=rate.capitalize())) for name, path in plots.written.items()]
     blocks += [f"{name}.png not drawn: {reason}." for name, reason in plots.skipped.items()]
     if not effects.empty:
         blocks += [
             "## Per-axis effects",
-            "Each axis's effect with every other axis held fixed: the ratio of images/s at each level over the "
+            f"Each axis's effect with every other axis held fixed: the ratio of {rate} at each level over the "
             "reference level, per combination of the other axes (within repeat rounds), then their geometric mean "
             f"('{OVERALL}'). Intervals are simultaneous with the summary's: 95% for every claim at once.",
             Table(_effects_table(effects, axes)),
@@ -438,7 +439,7 @@ def build(sweep_dir: Path, tables: Tables, plots: Plots, autotune: list[str] | N
     blocks += ["## Environment", Table(_environment(rows))]
     failed = _failed_table(rows, axes)
     blocks += ["## Failed jobs", Table(failed) if len(failed) else "None: every job finished."]
-    blocks += ["## How to read this", READING_GUIDE]
+    blocks += ["## How to read this", [line.format(rate=rate) for line in READING_GUIDE]]
     return Report(blocks, sentences, advice, list(autotune or []))
 
 

@@ -13,12 +13,12 @@ import pandas as pd
 
 from pinsweep.analysis.summarize import OVERALL, Tables, job_label
 from pinsweep.present.report import Report
-from pinsweep.present.wording import fastest_first, ratio_interval, table_cells
+from pinsweep.present.wording import fastest_first, per_s, ratio_interval, table_cells
 from pinsweep.spelling import norm
 
 
 def print_tables(tables: Tables) -> None:
-    """The summary sorted by images/s (config, images/s with its interval, speedup, efficiency vs the
+    """The summary sorted by throughput (config, <unit>/s with its interval, speedup, efficiency vs the
     compute-only ceiling, verdict, status), the per-axis effects, and the failed jobs with their reasons."""
     from rich.console import Console  # lazy: only when something is printed
     from rich.table import Table
@@ -27,9 +27,10 @@ def print_tables(tables: Tables) -> None:
     console = Console(width=None if Console().is_terminal else 160)
     axes = tables.axes
     cells = table_cells(summary, rows)
-    table = Table(title="pinsweep summary, fastest first (images/s: steady state, geometric mean over repeats, 95% CI)")
+    rate = per_s(summary)  # images/s, tokens/s, ...: train.unit
+    table = Table(title=f"pinsweep summary, fastest first ({rate}: steady state, geometric mean over repeats, 95% CI)")
     for column in cells.columns:
-        numeric = column.startswith(("images/s", "speedup", "efficiency"))
+        numeric = column.startswith((rate, "speedup", "efficiency"))
         table.add_column(column, justify="right" if numeric else "left")
     for row, (_, record) in zip(cells.itertuples(index=False), fastest_first(summary).iterrows()):
         all_ok = record.get("n", 0) > 0 and not record.get("n_failed", 0) and not record.get("n_loss_not_finite", 0)
@@ -38,13 +39,13 @@ def print_tables(tables: Tables) -> None:
     if axes:
         console.print(
             "speedup: over the baseline config, compared within repeat rounds; intervals are simultaneous over "
-            "every comparison (95% for all at once); efficiency: images/s over the compute-only ceiling"
+            f"every comparison (95% for all at once); efficiency: {rate} over the compute-only ceiling"
         )
     if summary["note"].astype(bool).any():
         console.print(f"note: {summary['note'].iloc[0].strip()}")
     if not effects.empty:
         overall = effects[effects["held_fixed"] == OVERALL]
-        console.print("per-axis effects (ratio of images/s, every other axis held fixed):")
+        console.print(f"per-axis effects (ratio of {rate}, every other axis held fixed):")
         for _, effect in overall.iterrows():
             console.print(
                 f"  {effect['axis']}: {effect['reference']} -> {effect['level']}: "

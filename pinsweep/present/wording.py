@@ -1,6 +1,6 @@
 """How a person reads a number or a config, one spelling everywhere: the terminal, the report and its advice.
 
-`1.80x [1.60, 2.00]` for a ratio and its interval, `1800 [1700, 1900]` for images/s,
+`1.80x [1.60, 2.00]` for a ratio and its interval, `1800 [1700, 1900]` for a throughput (<unit>/s),
 `num_workers=2, pin_memory=false` for a config, as it is typed on the command line.
 """
 
@@ -70,19 +70,39 @@ def config_status(record: pd.Series, axes: list[str], rows: pd.DataFrame | None)
     return f"{text} ({int(diverged)} loss not finite)" if pd.notna(diverged) and diverged else text
 
 
+def unit(table: pd.DataFrame | pd.Series) -> str:
+    """What the sweep's throughput counts (train.unit: images, tokens, samples, ...), from the summary or
+    one of its records; a summary written before the unit existed counted images."""
+    value = table.get("unit")
+    if isinstance(value, pd.Series):
+        value = next((v for v in value.dropna().astype(str) if v), None)
+    return value if isinstance(value, str) and value else "images"
+
+
+def per_s(table: pd.DataFrame | pd.Series) -> str:
+    """`images/s`, `tokens/s`: the throughput's unit as every header, axis and sentence writes it."""
+    return f"{unit(table)}/s"
+
+
+def per_s_short(table: pd.DataFrame | pd.Series) -> str:
+    """The same inside a plot's bars: `img/s` for images, as it always read there."""
+    return "img/s" if unit(table) == "images" else per_s(table)
+
+
 def fastest_first(summary: pd.DataFrame) -> pd.DataFrame:
     return summary.sort_values("ips_geomean", ascending=False, na_position="last")
 
 
 def table_cells(summary: pd.DataFrame, rows: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The summary as display text, fastest first: config, images/s with its interval, speedup with its
+    """The summary as display text, fastest first: config, <unit>/s with its interval, speedup with its
     interval, significance, efficiency, verdict, status. Shared by the terminal table and the report."""
     axes = axes_of(summary)
+    rate = per_s(summary)
     cells = []
     for _, r in fastest_first(summary).iterrows():
         row = {short_name(a, axes): str(r[a]) for a in axes}
         ran = not missing(r["ips_geomean"])
-        row["images/s [95% CI]"] = ips(r["ips_geomean"], r.get("ips_ci_low"), r.get("ips_ci_high")) if ran else "-"
+        row[f"{rate} [95% CI]"] = ips(r["ips_geomean"], r.get("ips_ci_low"), r.get("ips_ci_high")) if ran else "-"
         row["speedup [95% CI]"] = ratio_interval(r.get("speedup"), r.get("speedup_ci_low"), r.get("speedup_ci_high"))
         significant = r.get("significant")
         row["significant"] = (
@@ -94,6 +114,8 @@ def table_cells(summary: pd.DataFrame, rows: pd.DataFrame | None = None) -> pd.D
             if missing(significant)
             else "yes"
             if significant
+            else "equivalent"  # no: and shown to be within +-equivalence_margin of the baseline
+            if r.get("equivalent") is True or str(r.get("equivalent")).lower() == "true"
             else "no"
         )
         row["efficiency"] = "-" if missing(r.get("efficiency")) else f"{r['efficiency']:.0%}"
