@@ -54,6 +54,7 @@ from omegaconf import OmegaConf
 from pinsweep.analysis.summarize import STALL_FRACTION
 from pinsweep.config import ConfigError, validate
 from pinsweep.job import slurm
+from pinsweep.job.rank_errors import RankCrashed, RankFailed
 from pinsweep.job.train import run_job
 from pinsweep.record import RANK_FIGURES
 
@@ -86,30 +87,6 @@ RANK_COLUMNS = (
     "peak_host_mb",
     "final_loss",
 )
-
-
-class RankFailed(RuntimeError):
-    """A rank of a multi-rank job raised: `error` is its own exception (what the row's status follows)."""
-
-    def __init__(self, rank: int, error: BaseException):
-        super().__init__(f"rank {rank}: {type(error).__name__}: {error}")
-        self.rank = rank
-        self.error = error
-
-    def __reduce__(self):  # crosses the job's process boundary (pinsweep.job.isolate) intact
-        return (RankFailed, (self.rank, self.error))
-
-
-class RankCrashed(RuntimeError):
-    """A rank died without reporting (a signal, a crash in native code)."""
-
-    def __init__(self, rank: int, exitcode: int, signal_name: str):
-        how = f"signal {signal_name}" if exitcode < 0 else f"exit code {exitcode}"
-        super().__init__(f"rank {rank} died of {how} without a result (killed or crashed)")
-        self.rank, self.exitcode, self.signal_name = rank, exitcode, signal_name
-
-    def __reduce__(self):
-        return (RankCrashed, (self.rank, self.exitcode, self.signal_name))
 
 
 # --------------------------------------------------------------------------------------------- budget
@@ -195,6 +172,7 @@ def launch(cfg: Any) -> dict[int, dict[str, Any]]:
     # the agent says what it does at INFO and logs a failure with its traceback: the row and the job's log
     # get the failing rank's own error instead (RankFailed), once
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    logging.getLogger("torch.multiprocessing").setLevel(logging.ERROR)  # "Terminating process ...": the others
     # torch.accelerator.is_available() in LaunchConfig would otherwise poison CUDA for the forked ranks
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     config = OmegaConf.to_container(cfg, resolve=True)
