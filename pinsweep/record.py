@@ -159,7 +159,7 @@ def _read_row_file(path: Path) -> pd.DataFrame:
             raise CorruptRow(f"{path}: {len(cells)} cells under {len(header)} columns (truncated or edited)")
         if "status" not in header:
             raise CorruptRow(f"{path}: no status column (not a pinsweep row)")
-        return pandas.read_csv(path)
+        return pandas.read_csv(path).copy()  # copy(): one block per dtype, not one per column (a wide row)
     except (UnicodeDecodeError, csv.Error, pandas.errors.ParserError) as error:
         raise CorruptRow(f"{path}: unreadable ({error})") from error
 
