@@ -225,8 +225,11 @@ def join(cfg: Any, tasks: int) -> dict[int, dict[str, Any]] | None:
         )
     cuda = torch.cuda.is_available() and cfg.train.device != "cpu"
     # MASTER_ADDR/PORT, RANK, WORLD_SIZE, LOCAL_RANK for init_process_group's env://; on CUDA this task's GPU
-    TorchDistributedEnvironment().export(set_cuda_visible_devices=cuda, overwrite=True)
-    return rank_job(OmegaConf.to_container(cfg, resolve=True), None, 0 if cuda else None)
+    environment = TorchDistributedEnvironment().export(set_cuda_visible_devices=cuda, overwrite=True)
+    try:
+        return rank_job(OmegaConf.to_container(cfg, resolve=True), None, 0 if cuda else None)
+    except Exception as error:  # this task's own view: a peer's failure reaches it as a failed collective
+        raise RankFailed(environment.rank, error) from error
 
 
 # ---------------------------------------------------------------------------------------- one rank
