@@ -78,6 +78,8 @@ class Plan:
     gpu_repeats: int = 3
     gpu_train_size: int = 50000
     gpu_ceiling_steps: int = 50
+    # rounds: the README's quick 2x2 (experiment=quick, rounds=auto) against today's fixed 3 rounds
+    rounds_repeats: int = 3
 
 
 QUICK = Plan(
@@ -101,6 +103,7 @@ QUICK = Plan(
     gpu_repeats=1,
     gpu_train_size=10240,
     gpu_ceiling_steps=20,
+    rounds_repeats=1,
 )
 
 # the pinsweep job all CPU figures share: tiny CNN, synthetic CIFAR-10-shaped data, the loader at its
@@ -566,6 +569,74 @@ def repeat_cv(runner: Runner, plan: Plan) -> list[Figure]:
     return [Figure("repeat_cv", "repeat-to-repeat CV of images/s", cv, "rel", "<= 5%", cv <= 0.05, detail)]
 
 
+# experiment=quick as it was before rounds=auto: 3 fixed rounds, 3 epochs of 4,096 images, full ceilings
+QUICK_FIXED = [
+    "hydra.sweeper.rounds=fixed",
+    "train.repeat=0,1,2",
+    "data.train_size=4096",
+    "data.test_size=1024",
+    "train.epochs=3",
+    "train.warmup_steps=null",
+    "train.ceiling_steps=20",
+    "train.ceiling_budget_s=2.0",
+]
+
+
+def quick_rounds(runner: Runner, plan: Plan) -> list[Figure]:
+    """The README's 2x2 question (`python -m pinsweep -m experiment=quick`, rounds=auto) against the same
+    question asked as before (3 fixed rounds of the old quick jobs), whole commands, interleaved. Each
+    run's answer is read back: rounds run, why it stopped, and how many comparisons are still open."""
+    from pinsweep.analysis.sequential import read_stopping
+    from pinsweep.analysis.summarize import open_comparisons, read_effects, read_summary
+
+    answers: dict[str, list[dict[str, Any]]] = {"auto": [], "fixed": []}
+
+    def sweep(arm: str, extra: list[str]) -> float:
+        runner.count += 1
+        folder = runner.workdir / f"sweep-{runner.count:03d}"
+        command = [sys.executable, "-m", "pinsweep", "-m", "experiment=quick", *extra, f"hydra.sweep.dir={folder}"]
+        wall = runner.timed(command)[0]
+        summary, effects = read_summary(folder / "summary.csv"), read_effects(folder / "effects.csv")
+        stopping = read_stopping(folder)
+        still_open = open_comparisons(summary, effects)
+        jobs = [read_row(job) for job in folder.iterdir() if job.name.isdigit()]
+        answers[arm].append(
+            {
+                "wall_s": round(wall, 2),
+                "rounds": stopping.rounds if stopping else 3,
+                "stopped": stopping.state if stopping else "fixed",
+                "open": still_open,
+                "significant": int(summary["significant"].eq(True).sum()),
+                "equivalent": int(summary["equivalent"].eq(True).sum()) if "equivalent" in summary else 0,
+                "job_s_median": round(median([j["job_s"] for j in jobs if j and "job_s" in j] or [math.nan]), 2),
+                "steady_s_median": round(median([j["steady_s"] for j in jobs if j]), 2),
+            }
+        )
+        return wall
+
+    runs = interleave(
+        runner, {"auto": lambda: sweep("auto", []), "fixed": lambda: sweep("fixed", QUICK_FIXED)}, plan.rounds_repeats
+    )
+    auto_s, fixed_s = median(runs["auto"]), median(runs["fixed"])
+    # every comparison ends resolved or named open at the limit (rounds.json's `open`); an auto run that
+    # stopped `resolved` has none open
+    answered = all(a["stopped"] != "running" for a in answers["auto"])
+    detail = {"wall_s": {arm: _rounded(values, 2) for arm, values in runs.items()}, "answers": answers}
+    return [
+        Figure(
+            "rounds_auto",
+            "quick 2x2, rounds=auto: wall time",
+            auto_s,
+            "s",
+            "<= 60 s",
+            auto_s <= 60 and answered,
+            detail,
+        ),
+        Figure("rounds_fixed", "quick 2x2, fixed 3 rounds as before: wall time", fixed_s, "s", "report", None),
+        Figure("rounds_ratio", "rounds=auto / fixed 3 rounds, wall time", auto_s / fixed_s, "x", "report", None),
+    ]
+
+
 def cpu_budget(runner: Runner, plan: Plan) -> list[Figure]:
     """train.cpus=0 against 0-1 on a compute-bound job: the tensor pipeline (a gather per batch) feeding
     a tiny CNN of width 32; train.threads left null, so each job runs as many intra-op threads as it has
@@ -796,6 +867,7 @@ SECTIONS = {
     "input": input_path,
     "cv": repeat_cv,
     "budget": cpu_budget,
+    "rounds": quick_rounds,
 }
 GPU_SECTIONS = {"ceiling": gpu_ceiling, "pinning": gpu_pinning}
 

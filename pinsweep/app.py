@@ -13,6 +13,7 @@ import logging
 import math
 import re
 import sys
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,7 @@ def run_and_record(cfg: DictConfig, job_dir: str | Path, job_num: int = 0, overr
     row: dict[str, Any] = {"job.num": job_num, "job.overrides": overrides, "status": "ok", "error": ""}
     row["log"] = job_log_file() or ""  # where a failure's whole traceback is
     row.update(flatten_config(OmegaConf.masked_copy(cfg, list(CONFIG_GROUPS))))
+    started = time.perf_counter()  # job_s: the job as the sweep waits for it (what a round costs)
     try:
         with job_signals():
             # in here: a stop signal during them still leaves an `interrupted` row
@@ -143,6 +145,7 @@ def run_and_record(cfg: DictConfig, job_dir: str | Path, job_num: int = 0, overr
                 metrics = run(cfg)
             write_ranks(job_dir, metrics.pop(RANK_FIGURES))  # each rank's own figures, beside the row
             row.update(metrics)
+            row.update(job_seconds(row, started))
         log.info(
             "job #%s ok: %.1f %s/s steady state on %s, median epoch %.2f s, %s",
             job_num,
@@ -168,10 +171,24 @@ def run_and_record(cfg: DictConfig, job_dir: str | Path, job_num: int = 0, overr
         interruption.caught()
         row.update(status="interrupted", error=f"Interrupted: {interruption}")
         log.error("job #%s interrupted: %s", job_num, interruption)
+        row.setdefault("job_s", time.perf_counter() - started)
         write_row(job_dir, row)
         raise
+    row.setdefault("job_s", time.perf_counter() - started)
     write_row(job_dir, row)
     return row
+
+
+# what a job measures of itself outside its timed window (pinsweep/job/train.py), besides train_s
+PARTS_S = ("setup_s", "train_s", "ceilings_s", "eval_s")
+
+
+def job_seconds(row: dict[str, Any], started: float) -> dict[str, float]:
+    """job_s, the whole job as the sweep waited for it, and start_s, what the job's own parts (setup,
+    training with its warm-up, ceilings, evaluation) leave of it: process start, environment, the row."""
+    job_s = time.perf_counter() - started
+    parts = sum(float(row[part]) for part in PARTS_S if isinstance(row.get(part), (int, float)))
+    return {"job_s": job_s, "start_s": max(job_s - parts, 0.0)}
 
 
 def follow(cfg: DictConfig) -> None:

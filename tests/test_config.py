@@ -150,12 +150,11 @@ def test_quick_experiment_is_small_and_declares_its_sweep(repo_root):
     with initialize_config_dir(version_base="1.3", config_dir=str(repo_root / "conf")):
         cfg = compose(config_name="config", overrides=["experiment=quick"], return_hydra_config=True)
     assert (cfg.model.name, cfg.data.name) == ("tiny", "synthetic")
-    assert (cfg.data.train_size, cfg.data.test_size, cfg.train.epochs) == (4096, 1024, 3)
-    assert dict(cfg.hydra.sweeper.params) == {
-        "train.repeat": "0,1,2",
-        "loader.num_workers": "0,2",
-        "loader.pin_memory": "true,false",
-    }
+    assert (cfg.data.train_size, cfg.data.test_size, cfg.train.epochs) == (3072, 512, 1)
+    assert dict(cfg.hydra.sweeper.params) == {"loader.num_workers": "0,2", "loader.pin_memory": "true,false"}
+    # rounds until the answer is known (pinsweep/sweep/rounds.py), within a budget
+    sweeper = cfg.hydra.sweeper
+    assert (sweeper.rounds.value, sweeper.min_rounds, sweeper.max_rounds, sweeper.budget_s) == ("auto", 2, 4, 40)
 
 
 def test_overrides_are_converted_to_their_schema_types(compose_cfg):

@@ -98,7 +98,22 @@ class AutotuneSweeperImpl(OptunaSweeper):
         launcher = Plugins.instance().instantiate_launcher(
             config=self.config, hydra_context=self.hydra_context, task_function=self.task_function
         )
-        launcher.launch([[*job, where] for job in plan.jobs], initial_job_idx=0)
+        jobs = [[*job, where] for job in plan.jobs]
+        if self.confirm_repeats < 2:  # one round: nothing to look at between rounds
+            launcher.launch(jobs, initial_job_idx=0)
+        else:  # the rounds=auto rule: round after round until every comparison is resolved, at most confirm_repeats
+            from pinsweep.analysis.sequential import Plan
+            from pinsweep.sweep.rounds import launch_in_rounds
+
+            size = len(plan.candidates) + 1  # each round: every candidate and the defaults once
+            rounds = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+            launch_in_rounds(
+                lambda batch, job: [launcher.launch(batch, initial_job_idx=job)],
+                rounds,
+                confirm_dir,
+                Plan(max_rounds=self.confirm_repeats).check(),
+                baseline=lambda: confirm.baseline_text(read_rows(confirm_dir), plan),
+            )
 
         rows = read_rows(confirm_dir)  # once: the summary and the verdict are drawn from the same tables
         summary = None

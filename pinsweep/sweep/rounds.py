@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -75,13 +76,14 @@ def plan_of(min_rounds: int, max_rounds: int, margin: float, budget_s: float | N
     return plan
 
 
-def look(sweep_dir: Path, jobs: int, stopping: sequential.Stopping) -> list[str]:
-    """The comparisons still open after the rounds run so far (the rows of jobs 0..jobs-1)."""
+def look(sweep_dir: Path, jobs: int, stopping: sequential.Stopping, baseline: str = "") -> list[str]:
+    """The comparisons still open after the rounds run so far (the rows of jobs 0..jobs-1), against
+    `baseline` (`summarize --baseline`; the schema's defaults when empty)."""
     rows = read_rows(sweep_dir)
     if "job.num" in rows:
         rows = rows[rows["job.num"].astype(float) < jobs]
     try:
-        summary, effects = summarize(rows, stopping=stopping)
+        summary, effects = summarize(rows, baseline, stopping)
     except SummaryError as error:
         return [f"no comparison yet: {error}"]
     return open_comparisons(summary, effects)
@@ -98,13 +100,9 @@ def run_rounds(sweeper: Any, arguments: list[str]) -> list:
     sweep_dir = Path(config.hydra.sweep.dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(config, sweep_dir / SWEEP_CONFIG)  # what Hydra's basic sweeper saves, for resume
-    earlier = sequential.read_stopping(sweep_dir)  # a resumed sweep: what its rounds took when they ran
-    took_before = {entry["round"]: entry["seconds"] for entry in earlier.history} if earlier else {}
-    stopping = sequential.Stopping(plan=asdict(plan), budget_s=sweeper.budget_s)
 
-    returns, job = [], 0
-    for number, batch in enumerate(rounds):
-        started = time.perf_counter()
+    def launch(batch: list[list[str]], job: int) -> list:
+        returns = []
         for chunk in _chunks(batch, sweeper.max_batch_size):
             sweeper.validate_batch_is_legal(chunk)
             results = sweeper.launcher.launch(chunk, initial_job_idx=job)
@@ -112,9 +110,33 @@ def run_rounds(sweeper: Any, arguments: list[str]) -> list:
                 _ = result.return_value  # as Hydra's basic sweeper: a job that raised raises here
             job += len(chunk)
             returns.append(results)
+        return returns
+
+    return launch_in_rounds(launch, rounds, sweep_dir, plan, sweeper.budget_s)[0]
+
+
+def launch_in_rounds(
+    launch: Callable[[list[list[str]], int], list],
+    rounds: list[list[list[str]]],
+    sweep_dir: Path,
+    plan: sequential.Plan,
+    budget_s: float | None = None,
+    baseline: Callable[[], str] = str,
+) -> tuple[list, sequential.Stopping]:
+    """Launch the rounds one at a time (`launch(jobs, first job number)`), look after each, stop as
+    decided; returns what the launches returned and the stopping record, written to sweep_dir.
+    Also auto-tune's confirmation (pinsweep/autotune/sweeper.py), with its own `baseline()`."""
+    earlier = sequential.read_stopping(sweep_dir)  # a resumed sweep: what its rounds took when they ran
+    took_before = {entry["round"]: entry["seconds"] for entry in earlier.history} if earlier else {}
+    stopping = sequential.Stopping(plan=asdict(plan), budget_s=budget_s)
+    returns, job = [], 0
+    for number, batch in enumerate(rounds):
+        started = time.perf_counter()
+        returns += launch(batch, job)
+        job += len(batch)
         seconds = max(time.perf_counter() - started, took_before.get(number, 0.0))
         stopping.rounds, stopping.seconds = number + 1, stopping.seconds + seconds
-        decide(stopping, plan, seconds, sweep_dir, job)
+        decide(stopping, plan, seconds, sweep_dir, job, baseline() if number + 1 >= plan.min_rounds else "")
         stopping.write(sweep_dir)
         # printed, not logged: Hydra re-configures logging for every job, which leaves the sweep's own
         # loggers silent afterwards; a line per look on stderr, beside the jobs' lines
@@ -122,11 +144,16 @@ def run_rounds(sweeper: Any, arguments: list[str]) -> list:
         print(f"pinsweep: rounds=auto: {stopping.reason}{going_on}", file=sys.stderr, flush=True)
         if stopping.stopped:
             break
-    return returns
+    return returns, stopping
 
 
 def decide(
-    stopping: sequential.Stopping, plan: sequential.Plan, last_round_s: float, sweep_dir: Path, jobs: int
+    stopping: sequential.Stopping,
+    plan: sequential.Plan,
+    last_round_s: float,
+    sweep_dir: Path,
+    jobs: int,
+    baseline: str = "",
 ) -> None:
     """Look at the rounds run so far and set the stopping record: go on, or stop and why."""
     done = stopping.rounds
@@ -137,7 +164,7 @@ def decide(
     at_limit = done >= plan.max_rounds
     over_budget = stopping.budget_s is not None and stopping.seconds + last_round_s > stopping.budget_s
     stopping.final = at_limit or over_budget  # decided before looking: the last look spends all that is left
-    still_open = look(sweep_dir, jobs, stopping)
+    still_open = look(sweep_dir, jobs, stopping, baseline)
     stopping.open = still_open
     stopping.history.append({"round": done - 1, "seconds": round(last_round_s, 3), "open": len(still_open)})
     if not still_open:
