@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from pinsweep.analysis.sequential import read_stopping
 from pinsweep.analysis.summarize import norm
 from pinsweep.record import read_row
 
@@ -34,6 +35,7 @@ TINY_TRIAL = (
     "train.mode=epochs",
     "train.epochs=1",
     "train.ceiling_steps=2",
+    "train.ceiling_budget_s=0.2",  # a rough ceiling: at the default 2 s each, ceilings would be most of a trial
     "isolate=false",  # one process per trial costs seconds of imports; isolation is tested elsewhere
 )
 
@@ -167,7 +169,9 @@ def test_a_planted_input_delay_that_workers_hide_is_confirmed(tmp_path):
         "loader.batch_size=64",
         "loader.pin_memory=false",
         "data.sample_delay_ms=4",
-        "train.epochs=2",  # the first epoch is the warm-up: worker start-up is not what is timed
+        # one epoch of 8 steps: its first 3 are the warm-up, in which the workers start, so worker
+        # start-up is not what is timed (a second epoch would double the cost and prove no more)
+        "train.epochs=1",
         env=_cycling(tmp_path),
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -177,6 +181,10 @@ def test_a_planted_input_delay_that_workers_hide_is_confirmed(tmp_path):
     assert len(rows) == 6 and (rows["status"] == "ok").all()
     assert sorted(rows.groupby("train.repeat")["loader.num_workers"].apply(sorted).tolist()) == [[0, 2]] * 3
 
+    # confirmed under the rounds=auto rule (pinsweep/sweep/rounds.py): a look after rounds 2 and 3; an
+    # A/B pair cannot resolve at round 2 (1 residual degree of freedom), so all 3 rounds ran
+    stopping = read_stopping(sweep_dir / "confirm")
+    assert (stopping.rounds, stopping.state, stopping.open) == (3, "resolved", [])
     outcome = OmegaConf.load(sweep_dir / "autotune.yaml")
     assert not outcome.defaults_hold and outcome.confirmed_pick["loader.num_workers"] == "2"
     assert outcome.speedup_ci_low > 1.0, outcome
