@@ -2,8 +2,8 @@
 
     python benchmarks/stats_check.py [--sweeps 1000] [--out benchmarks/results-stats.json]
 
-The same simulated sweeps as tests/test_design.py (jobs in the sweeper's order, an iid machine and
-one that switches between two speed states 25% apart), more of them, so that each rate is known to
+The simulated sweeps of tests/test_design.py (benchmarks/simulate.py: jobs in the sweeper's order, an iid
+machine and one that switches between two speed states 25% apart), more of them, so that each rate is known to
 about +-1%: per-comparison coverage of the true ratio and false-positive rate at 2, 3 and 5 repeats
 with 2, 6 and 20 configs, the share of null sweeps with any `significant`, and the power to find a
 true 1.15x. Results: benchmarks/README.md.
@@ -14,13 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from test_design import MACHINES, many_to_one, simulate  # the tests' simulation, reused
+from simulate import MACHINES, many_to_one, simulate  # benchmarks/simulate.py, beside this script
 
 
 def rates(machine: str, repeats: int, configs: int, sweeps: int) -> dict[str, float]:

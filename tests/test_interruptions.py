@@ -19,20 +19,6 @@ from pinsweep.record import ROW_FILE, CorruptRow, read_row, read_rows, write_row
 from pinsweep.sweep.interrupt import Interrupted, job_signals
 from pinsweep.sweep.lock import FolderInUse, hold
 
-# a job of 8 steps with one DataLoader worker: about a second of training, a few of start-up
-SMALL_JOB = (
-    "data=synthetic",
-    "model=tiny",
-    "model.width=8",
-    "data.train_size=512",
-    "data.test_size=64",
-    "loader.batch_size=64",
-    "loader.num_workers=1",
-    "train.epochs=1",
-    "train.ceiling_steps=2",
-    "train.ceiling_budget_s=0.2",
-)
-
 
 def _pinsweep(*args: str) -> list[str]:
     return [sys.executable, "-m", "pinsweep", *args]
@@ -90,11 +76,11 @@ def _wait_for(path: Path, text: str, sweep: subprocess.Popen, deadline: float) -
     ids=["ctrl-c", "sigterm"],
 )
 def test_a_signal_in_job_3_records_it_summarizes_the_rest_and_resume_completes_the_sweep(
-    tmp_path, signum, whom, exit_code, jobs
+    small_job, tmp_path, signum, whom, exit_code, jobs
 ):
     sweep_dir = tmp_path / "sweep"
     repeats = "train.repeat=" + ",".join(map(str, range(jobs)))
-    command = _pinsweep("-m", *SMALL_JOB, repeats, f"hydra.sweep.dir={sweep_dir}")
+    command = _pinsweep("-m", *small_job, repeats, f"hydra.sweep.dir={sweep_dir}")
     err = tmp_path / "sweep.err"
     with open(err, "w") as stderr:
         sweep = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
@@ -152,9 +138,9 @@ def test_an_interruption_dropped_in_a_finalizer_is_raised_again():
 
 
 @pytest.mark.slow
-def test_a_second_ctrl_c_exits_at_once(tmp_path):
+def test_a_second_ctrl_c_exits_at_once(small_job, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    command = _pinsweep("-m", *SMALL_JOB, "train.repeat=0,1", f"hydra.sweep.dir={sweep_dir}")
+    command = _pinsweep("-m", *small_job, "train.repeat=0,1", f"hydra.sweep.dir={sweep_dir}")
     err = tmp_path / "sweep.err"
     with open(err, "w") as stderr:
         sweep = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -172,12 +158,12 @@ def test_a_second_ctrl_c_exits_at_once(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_slurm_job_records_itself_as_interrupted_on_the_warning_signal(tmp_path):
+def test_a_slurm_job_records_itself_as_interrupted_on_the_warning_signal(small_job, tmp_path):
     """Under SLURM (time limit, preemption) the job itself gets SIGTERM, or submitit's `--signal`
     (USR2) ahead of the limit: it records its row before it ends, so the sweep's summary counts it."""
     run_dir = tmp_path / "run"
     env = {**os.environ, "SLURM_JOB_ID": "4242"}
-    command = _pinsweep(*SMALL_JOB, "train.epochs=50", f"hydra.run.dir={run_dir}")
+    command = _pinsweep(*small_job, "train.epochs=50", f"hydra.run.dir={run_dir}")
     job = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not (run_dir / "app.log").is_file() or "data: synthetic" not in (run_dir / "app.log").read_text():
@@ -225,10 +211,10 @@ def test_each_kind_of_damage_is_named_with_its_file(tmp_path):
 
 
 @pytest.mark.slow
-def test_damaged_rows_are_listed_summarized_around_and_rerun_by_resume(tmp_path):
+def test_damaged_rows_are_listed_summarized_around_and_rerun_by_resume(small_job, tmp_path):
     sweep_dir = tmp_path / "sweep"
     first = subprocess.run(
-        _pinsweep("-m", *SMALL_JOB, "isolate=false", "train.repeat=0,1,2,3,4", f"hydra.sweep.dir={sweep_dir}"),
+        _pinsweep("-m", *small_job, "isolate=false", "train.repeat=0,1,2,3,4", f"hydra.sweep.dir={sweep_dir}"),
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -292,9 +278,9 @@ def test_a_held_folder_refuses_and_a_killed_holder_leaves_no_stale_hold(tmp_path
 
 
 @pytest.mark.slow
-def test_a_second_sweep_into_a_folder_in_use_refuses_and_resume_proceeds_once_it_is_killed(tmp_path):
+def test_a_second_sweep_into_a_folder_in_use_refuses_and_resume_proceeds_once_it_is_killed(small_job, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    command = _pinsweep("-m", *SMALL_JOB, "train.repeat=0,1,2,3", f"hydra.sweep.dir={sweep_dir}")
+    command = _pinsweep("-m", *small_job, "train.repeat=0,1,2,3", f"hydra.sweep.dir={sweep_dir}")
     err = tmp_path / "first.err"
     with open(err, "w") as stderr:
         first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr)
