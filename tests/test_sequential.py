@@ -178,6 +178,7 @@ def test_an_open_comparison_is_named():
 
 def test_the_report_says_no_difference_within_the_margin_and_why_the_sweep_stopped():
     from pinsweep.analysis.summarize import Tables
+    from pinsweep.present.advice import advise
     from pinsweep.present.report import conclusion
 
     y = sim.simulate(np.zeros(4), 6, "iid", 1, np.random.default_rng(2), scale=0.1)[0]
@@ -192,5 +193,10 @@ def test_the_report_says_no_difference_within_the_margin_and_why_the_sweep_stopp
     stopping = sequential.Stopping(plan=sequential.Plan(max_rounds=3).__dict__, rounds=3, state="limit", final=True)
     summary, effects = summarize(_rows(y), stopping=stopping)
     stopping.open = open_comparisons(summary, effects)
-    said = " ".join(conclusion(Tables(summary, effects, _rows(y), stopping)))
+    tables = Tables(summary, effects, _rows(y), stopping)
+    said = " ".join(conclusion(tables))
     assert "The sweep stopped at its limit of rounds after 3 rounds with loader.num_workers=1 vs the baseline" in said
+    # the next sweep to settle it looks after every round too (train.repeat would be refused with rounds=auto)
+    (settle,) = [c for c in advise(tables).commands if c.why.startswith("settle")]
+    assert "hydra.sweeper.rounds=auto hydra.sweeper.max_rounds=" in settle.command
+    assert "train.repeat" not in settle.command

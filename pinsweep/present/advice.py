@@ -432,16 +432,19 @@ def _around(levels: list[str], best: str, cap: int | None) -> list[str]:
     return [norm(float(v)) for v in kept]
 
 
-def _repeats(count: int) -> str:
+def _repeats(count: int, auto: bool = False) -> str:
+    """The rounds of a next sweep: as many fixed rounds, or (after a rounds=auto sweep) at most as many."""
+    if auto:
+        return f"hydra.sweeper.rounds=auto hydra.sweeper.max_rounds={max(count, 2)}"
     return f"train.repeat={','.join(str(r) for r in range(count))}"
 
 
-def _command(rows: pd.DataFrame | None, grid: dict[str, list[str]], repeats: int) -> str:
+def _command(rows: pd.DataFrame | None, grid: dict[str, list[str]], repeats: int, auto: bool = False) -> str:
     swept = [
         _quote(axis, ",".join(levels)) if len(levels) == 1 else f"{axis}={','.join(levels)}"
         for axis, levels in grid.items()
     ]
-    return " ".join([COMMAND, _repeats(repeats), *job_overrides(rows, set(grid)), *swept])
+    return " ".join([COMMAND, _repeats(repeats, auto), *job_overrides(rows, set(grid)), *swept])
 
 
 def next_sweeps(sweep: Tables, focus: pd.Series | None, contended: bool) -> list[NextSweep]:
@@ -462,7 +465,9 @@ def next_sweeps(sweep: Tables, focus: pd.Series | None, contended: bool) -> list
         needed = max(int(open_rows["repeats_needed"].max()), done + 1, DEFAULT_REPEATS)
         what = "; ".join(cite_effect(e, sweep.axes) for _, e in open_rows.iterrows())
         grid = {a: levels[a] for a in active}
-        commands.append(NextSweep(_command(sweep.rows, grid, needed), f"settle what this sweep left open ({what})"))
+        auto = getattr(sweep, "stopping", None) is not None  # a rounds=auto sweep: the next one looks too
+        why = f"settle what this sweep left open ({what})"
+        commands.append(NextSweep(_command(sweep.rows, grid, needed, auto), why))
     if focus is None:
         return commands
     grid, reasons = {}, []
@@ -483,7 +488,8 @@ def next_sweeps(sweep: Tables, focus: pd.Series | None, contended: bool) -> list
         reasons.append(f"{change}, which its verdict points at")
     if reasons:
         why = "explore " + "; ".join(reasons)
-        commands.append(NextSweep(_command(sweep.rows, grid, max(done, DEFAULT_REPEATS)), why))
+        auto = getattr(sweep, "stopping", None) is not None
+        commands.append(NextSweep(_command(sweep.rows, grid, max(done, DEFAULT_REPEATS), auto), why))
     return commands
 
 
