@@ -510,7 +510,7 @@ def job_gaps(sweep_dir: Path) -> list[float]:
     gaps, previous_ok = [], None
     for job_dir in sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)):
         text = next(job_dir.glob("*.log")).read_text()
-        started = re.search(stamp + r"\[pinsweep\.data\]", text, re.M)
+        started = re.search(stamp + r"\[pinsweep\.(?:input\.)?data\]", text, re.M)  # pinsweep.input.data since 0.1
         ended = re.search(stamp + r"\[pinsweep\]\[INFO\] - job #\d+ ok", text, re.M)
         if previous_ok and started:
             gaps.append((_log_time(started.group(1)) - previous_ok).total_seconds())

@@ -131,6 +131,10 @@ def run_and_record(cfg: DictConfig, job_dir: str | Path, job_num: int = 0, overr
     row: dict[str, Any] = {"job.num": job_num, "job.overrides": overrides, "status": "ok", "error": ""}
     row["log"] = job_log_file() or ""  # where a failure's whole traceback is
     row.update(flatten_config(OmegaConf.masked_copy(cfg, list(CONFIG_GROUPS))))
+    # write_row's pandas, imported before the job rather than after it: the fork server is still
+    # importing torch when a sweep's first job gets here, so this costs that job nothing
+    import pandas  # noqa: F401
+
     started = time.perf_counter()  # job_s: the job as the sweep waits for it (what a round costs)
     try:
         with job_signals():

@@ -237,3 +237,32 @@ def test_hydra_finds_the_plugins_and_configs_in_a_process_that_never_imported_pi
     sweep = [python, "-Werror", str(plain), "-m", "x=1,2", f"hydra.sweep.dir={where / 'plain' / 'sweep'}"]
     ran = _run(sweep, where, env)
     assert "job 1" in ran.stdout and "job 2" in ran.stdout and "Hydra plugins scanner" not in ran.stderr
+
+
+# what the process that runs the sweep imports, reported as it exits: the jobs import torch in the fork
+# server's processes, so the sweep itself (Hydra, the config, the rows) must not
+SWEEP_PROCESS = """
+import atexit, runpy, sys
+HEAVY = ("torch", "torchvision", "scipy", "optuna", "sqlalchemy", "matplotlib")
+atexit.register(lambda: print("IMPORTED", sorted({m.split(".")[0] for m in sys.modules} & set(HEAVY)), file=sys.stderr))
+sys.argv = ["pinsweep", *sys.argv[1:]]
+runpy.run_module("pinsweep", run_name="__main__", alter_sys=True)
+"""
+
+
+def _sweep_process_imports(tmp_path: Path, *arguments: str) -> list[str]:
+    command = [sys.executable, "-c", SWEEP_PROCESS, *arguments]
+    result = subprocess.run(command, cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("IMPORTED")]
+    return json.loads(line.removeprefix("IMPORTED ").replace("'", '"'))
+
+
+def test_composing_a_config_imports_no_torch(tmp_path):
+    assert _sweep_process_imports(tmp_path, "data=synthetic", "model=tiny", "--cfg", "job") == []
+
+
+@pytest.mark.slow
+def test_the_process_that_runs_a_job_imports_no_torch(tmp_path, tiny_job):
+    assert _sweep_process_imports(tmp_path, *tiny_job, f"hydra.run.dir={tmp_path / 'run'}") == []
+    assert read_rows(tmp_path / "run")["status"].tolist() == ["ok"]
