@@ -5,7 +5,9 @@
         +model.kwargs.hidden=256 train.epochs=2 loader.num_workers=0,2
 
 The dataset decodes each sample in `__getitem__` (here: draws stripes), as a real image dataset
-decodes JPEGs, so the loader settings matter for it just as they do for CIFAR-10.
+decodes JPEGs, so the loader settings matter for it just as they do for CIFAR-10. It runs under the
+default classification step (`(image, label)` samples, a model returning logits); the three folders
+beside this file show other batches and steps (README, "Your own dataset and model").
 """
 
 import torch

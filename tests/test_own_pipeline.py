@@ -18,9 +18,11 @@ from pinsweep.analysis.summarize import OVERALL, Effect, summarize
 from pinsweep.app import run_and_record
 from pinsweep.config import ConfigError, validate
 from pinsweep.input.batch import Mover, PinAll, PinnableCollate, first_dim, holds_dataclass, tensors
+from pinsweep.input.data import build_datasets
+from pinsweep.input.loader import build_input
 from pinsweep.job import step as steps
 from pinsweep.job.model import build_model
-from pinsweep.job.train import Trainer
+from pinsweep.job.train import Trainer, train
 from pinsweep.record import read_rows
 
 CPU = torch.device("cpu")
@@ -104,6 +106,14 @@ def test_a_batch_of_dicts_lists_and_dataclasses_reaches_the_step_on_the_device(c
     assert row["compute_ceiling_ips"] > 0 and row["loader_ceiling_ips"] > 0
     # no eval_step: the test split's figure is the mean loss of the step itself
     assert math.isfinite(row["test_loss"]) and "test_accuracy" not in row
+
+
+def test_the_compute_ceiling_runs_on_a_whole_batch_not_an_epochs_short_last_one(compose_cfg):
+    cfg = compose_cfg(*structured("train.device=cpu", "+data.kwargs.size=36", "train.epochs=1"))
+    train_set, _ = build_datasets(cfg.data)
+    trainer = Trainer(build_model(cfg.model), cfg, CPU)
+    _, batch = train(trainer, build_input(train_set, cfg.data, cfg.loader, CPU, True, 0), cfg)
+    assert batch["features"]["x"].shape[0] == BATCH  # 36 samples = 4 x 8 + 4: not the last 4
 
 
 @pytest.mark.gpu

@@ -10,8 +10,8 @@ ImageFolder layout, your own Dataset) and three input pipelines that show what t
 
 JPEG folders (`data=imagefolder`) decode each file with `data.decoder`: PIL, torchvision.io.decode_jpeg
 on the CPU, or nvJPEG on the GPU, where the loader carries the encoded bytes and the training process
-decodes a whole batch at once (`EncodedBatch`). Loaders are DataLoaders, or torchdata.nodes graphs with
-`loader.engine=nodes` (pinsweep.input.nodes).
+decodes a whole batch at once (`EncodedBatch`, which moves itself: its `.to(device)` is that decode).
+The loaders that serve these datasets, and the device-resident split, are built in pinsweep.input.loader.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@
     train_input.shutdown()                        # no worker left running (persistent ones included)
     batches = train_input.primed()                # epochs on end, what workers had ready consumed
 
-Every stage answers the same few calls, as every torchdata.nodes BaseNode does: `__iter__` (one
+Every stage answers the same few calls (pinsweep.input.stage.Input), as every torchdata.nodes BaseNode
+answers the same few: `__iter__` (one
 epoch), `__len__` (its batches), `ready_ahead` (batches that can be ready before anyone asks: worker
 prefetch queues, the device prefetcher's depth), `shutdown()` (stop its workers now), `worker_pids()`
 (the running workers, for train.inject_fault=kill_worker). The stages:

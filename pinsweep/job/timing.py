@@ -23,8 +23,9 @@ compute end (e2). What each figure means, for step i:
 - host wait (`host_wait_s`): host seconds blocked in `next(loader)`, on every device; the first step
   of an epoch includes `iter(loader)`, i.e. worker start-up unless persistent_workers. On the CPU it
   is the stall without the bookkeeping and epoch teardown.
-- copy (`copy_s`): e0 -> e1, `.to(device)` of images and labels and nothing else (on the CPU a no-op,
-  so ~0; converting uint8 to float is compute). With data.decoder=nvjpeg it is the GPU's decode of the
+- copy (`copy_s`): e0 -> e1, `.to(device)` of the whole batch, whatever its structure, and nothing else
+  (pinsweep.input.batch.Mover; on the CPU a no-op, so ~0, unless channels_last re-lays 4-D float images;
+  converting uint8 to float is compute). With data.decoder=nvjpeg it is the GPU's decode of the
   batch's files. With loader.device_prefetch the copy ran earlier on a side stream (pinsweep.input.prefetch):
   e0 -> e1 is then the compute stream's wait for it, the copy left exposed, and the copy's own time
   on the side stream is the row's `side_copy_s`.

@@ -16,6 +16,7 @@ import os
 import random
 import resource
 import signal
+import sys
 import tempfile
 import time
 import warnings
@@ -33,7 +34,7 @@ from tqdm import tqdm
 
 from pinsweep.analysis import stats
 from pinsweep.config import ConfigError, validate
-from pinsweep.input.batch import Mover, map_batch, tensors
+from pinsweep.input.batch import Mover, first_dim, map_batch, tensors
 from pinsweep.input.data import build_datasets, to_float_images
 from pinsweep.input.loader import build_input, with_device_prefetch
 from pinsweep.input.prefetch import DevicePrefetcher, Staged
@@ -318,7 +319,8 @@ def start_window(device: torch.device, timer: StepTimer) -> float:
 
 
 def train(trainer: Trainer, train_input: Input, cfg: Any) -> tuple[dict[str, Any], Any]:
-    """Timed training: the row's training metrics, and the last batch training moved to the device.
+    """Timed training: the row's training metrics, and the last whole batch training moved to the device
+    (for the compute-only ceiling: an epoch's short last batch would understate it).
 
     Epoch times are wall clock with the device synced at each epoch boundary. The steady-state window
     runs from the end of the warm-up to the end of the last step (after the last epoch's
@@ -332,7 +334,7 @@ def train(trainer: Trainer, train_input: Input, cfg: Any) -> tuple[dict[str, Any
     timer = StepTimer(device)
     epoch_s, first_batch_s, step_items = [], [], []
     side_copies = []  # loader.device_prefetch: each step's copy on the side stream, as (start, end) events
-    loss, batch = torch.zeros(()), None
+    loss, batch, whole_batch = torch.zeros(()), None, None
     unit = steps.unit_of(cfg)
     # <unit>/s while it runs; tqdm stays silent when stderr is not a terminal (CI, SLURM logs)
     known_total = not adaptive and not train_cfg.count  # a batch's items are known ahead only as its size
@@ -364,6 +366,8 @@ def train(trainer: Trainer, train_input: Input, cfg: Any) -> tuple[dict[str, Any
                 break
             timer.batch_ready()
             batch = trainer.to_device(host_batch)
+            if whole_batch is None or samples_in(batch) >= cfg.loader.batch_size:
+                whole_batch = batch
             timer.copied()
             loss = trainer.step(batch)
             timer.computed()
@@ -416,7 +420,16 @@ def train(trainer: Trainer, train_input: Input, cfg: Any) -> tuple[dict[str, Any
         "final_loss": float(loss),
         # a diverged run (NaN or inf) is still timed, but its numbers describe no real training
         "loss_finite": math.isfinite(float(loss)),
-    }, batch
+    }, whole_batch
+
+
+def samples_in(batch: Any) -> int:
+    """The samples a device batch holds (its first tensor's first dimension), for telling an epoch's short
+    last batch from a whole one; a batch this cannot read counts as whole."""
+    try:
+        return first_dim(batch)
+    except ConfigError:
+        return sys.maxsize
 
 
 def steady_metrics(times: StepTimes, warmup: int, items: int, seconds: float, unit: str = "images") -> dict[str, Any]:
@@ -490,7 +503,7 @@ def time_until_precise(one_step: Callable[[], int], timer: StepTimer, rule: Stop
 def compute_ceiling(trainer: Trainer, batch: Any, train_cfg: Any) -> Ceiling:
     """Items/s of the same model, batch and device with the batch already on the device: no loader
     and no copy, so nothing the loader settings change can make training faster than this. The batch
-    is the last one training moved to the device, so no loader is touched (and none is running:
+    is the last whole one training moved to the device, so no loader is touched (and none is running:
     train() stopped its workers). Runs on a copy of the model so the trained weights and optimizer
     state stay as training left them (the same train.optimizer, fresh)."""
     ceiling = copy.copy(trainer)
