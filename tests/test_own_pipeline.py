@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from pinsweep.analysis.summarize import OVERALL, Effect, summarize
+from pinsweep.analysis.summarize import OVERALL, Effect, Tables, summarize
 from pinsweep.app import run_and_record
 from pinsweep.config import ConfigError, validate
 from pinsweep.input.batch import Mover, PinAll, PinnableCollate, first_dim, holds_dataclass, tensors
@@ -23,6 +23,7 @@ from pinsweep.input.loader import build_input
 from pinsweep.job import step as steps
 from pinsweep.job.model import build_model
 from pinsweep.job.train import Trainer, train
+from pinsweep.present.advice import advise
 from pinsweep.record import read_rows
 
 CPU = torch.device("cpu")
@@ -328,10 +329,15 @@ def test_a_planted_loading_cost_in_dict_batches_is_the_data_wait_and_workers_hid
             assert row["steps_timed"] == 16  # 16 steps an epoch, the first epoch is the warm-up
             per_step = row["data_wait_s"] / row["steps_timed"]
             assert per_step == pytest.approx(PLANTED_BATCH * SAMPLE_DELAY_MS / 1000, rel=TOLERANCE)
-    summary, effects = summarize(read_rows(tmp_path))
+    rows = read_rows(tmp_path)
+    summary, effects = summarize(rows)
     assert list(summary["n"]) == [3, 3]
     workers = effects[(effects["axis"] == "loader.num_workers") & (effects["held_fixed"] == OVERALL)].iloc[0]
     if len(os.sched_getaffinity(0)) >= 2:  # two workers overlap the sleeps only where they can run at once
         assert workers["effect"] == Effect.FASTER and workers["ratio"] > 1.3, workers.to_dict()
     serial = summary[summary["loader.num_workers"] == "0"].iloc[0]
     assert serial["verdict"] == "loader-bound"
+    # the advice for a loader-bound pipeline of your own never proposes what cannot act on it
+    advice = advise(Tables(summary, effects, rows))
+    words = " ".join([*advice.sentences, *(sweep.command for sweep in advice.commands)])
+    assert "data.pipeline" not in words and "channels_last" not in words
