@@ -28,6 +28,9 @@ TINY_JOB = (
     "train.epochs=2",
     "train.ceiling_steps=2",
     "train.ceiling_budget_s=0.2",  # ceilings stop at their 2% target or here: tests need a figure, not precision
+    # one intra-op thread: two, on two cores shared with DataLoader workers and other processes, wait for
+    # each other at every op (a step of this job measured 6x slower under load); no test here is about threads
+    "train.threads=1",
 )
 # a job of 8 steps with one DataLoader worker (a fault injected at the third step has a worker to kill,
 # an interruption has one to stop): about a second of training, a few of start-up
@@ -42,6 +45,7 @@ SMALL_JOB = (
     "train.epochs=1",
     "train.ceiling_steps=2",
     "train.ceiling_budget_s=0.2",  # the default 2 s per ceiling would be most of the job's time
+    "train.threads=1",  # as TINY_JOB
 )
 
 

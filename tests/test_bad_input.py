@@ -32,6 +32,7 @@ FAST_JOB = (
     "train.epochs=1",
     "train.ceiling_steps=2",
     "train.ceiling_budget_s=0.2",  # the one job that runs (pin_memory's warning) needs a ceiling, not a precise one
+    "train.threads=1",  # two threads on two shared cores wait for each other at every op (tests/conftest.py)
     "isolate=false",  # validation fails within the sweep's own process: no job process to start
 )
 

@@ -27,6 +27,7 @@ SLOW_SWEEP = (
     "train.ceiling_steps=3",
     "train.ceiling_budget_s=0.3",  # the loader here is slow on purpose: a rough ceiling is enough
     "train.evaluate=false",
+    "train.threads=1",  # the model's step stays small beside the loader's on two cores other processes share
     "isolate=false",
 )
 

@@ -36,6 +36,7 @@ TINY_TRIAL = (
     "train.epochs=1",
     "train.ceiling_steps=2",
     "train.ceiling_budget_s=0.2",  # a rough ceiling: at the default 2 s each, ceilings would be most of a trial
+    "train.threads=1",  # two threads on two shared cores wait for each other at every op (tests/conftest.py)
     "isolate=false",  # one process per trial costs seconds of imports; isolation is tested elsewhere
 )
 

@@ -35,6 +35,7 @@ TINY_JOB = (
     "train.epochs=1",
     "train.ceiling_steps=2",
     "train.ceiling_budget_s=0.2",  # a rough ceiling: at the default 2 s each, ceilings would be most of a job
+    "train.threads=1",  # two threads on two shared cores wait for each other at every op (tests/conftest.py)
 )
 # what the one-node cluster can honour: it has no GPUs (no GRES) and 2 CPUs
 ON_THIS_CLUSTER = ("hydra/launcher=slurm", "hydra.launcher.partition=debug", "hydra.launcher.gpus_per_node=0")
