@@ -79,6 +79,7 @@ def test_adaptive_mode_stops_at_the_precision_target_or_the_budget(compose_cfg, 
         "train.budget_s=20",
         "train.ceiling_steps=0",
         "train.evaluate=false",
+        "train.threads=1",  # steadier steps on two shared cores: the target, not the budget, ends it
         "isolate=false",
     )
     row = run_and_record(cfg, tmp_path)
@@ -170,6 +171,7 @@ def test_warmup_steps_zero_times_from_the_first_step_and_stops(compose_cfg, tmp_
         "train.budget_s=30",
         "train.ceiling_steps=0",
         "train.evaluate=false",
+        "train.threads=1",  # steadier steps on two shared cores: the target, not the budget, ends it
         "isolate=false",
     )
     row = run_and_record(cfg, tmp_path)
