@@ -222,11 +222,6 @@ def _validate_budget(train: Any, loader: Any, data: Any) -> None:
             raise ConfigError(f"{key}={value}: must be >= 1 thread, or null for torch's default")
     if train.fault_rank is not None and not 0 <= train.fault_rank < train.ranks:
         raise ConfigError(f"train.fault_rank={train.fault_rank}: must name a rank, 0 .. {train.ranks - 1}, or null")
-    if train.ranks > 1 and train.mode == Mode.adaptive:
-        raise ConfigError(
-            "train.mode=adaptive with train.ranks > 1: the ranks would have to agree on when to stop every step; "
-            "use train.mode=epochs (with train.max_steps_per_epoch for short runs)"
-        )
     if train.ranks > 1 and data.pipeline == Pipeline.device:
         raise ConfigError(
             "data.pipeline=device with train.ranks > 1: the resident split is not sharded between ranks; "

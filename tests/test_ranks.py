@@ -200,7 +200,7 @@ def test_train_cpus_names_cores_the_job_may_use(compose_cfg):
     [
         (("train.ranks=0",), "train.ranks=0: must be >= 1"),
         (("train.ranks=2", "train.fault_rank=2"), "train.fault_rank=2: must name a rank, 0 .. 1"),
-        (("train.ranks=2", "train.mode=adaptive"), "train.mode=adaptive with train.ranks > 1"),
+        (("train.ranks=2", "data.pipeline=device"), "data.pipeline=device with train.ranks > 1"),
         (("train.threads=0",), "train.threads=0: must be >= 1 thread"),
         (("loader.worker_threads=2", "loader.engine=nodes"), "use it with loader.engine=dataloader"),
     ],
@@ -253,6 +253,18 @@ def test_a_planted_loading_cost_on_rank_1_names_it_the_straggler(compose_cfg, tm
     assert _ranks_csv(tmp_path).loc[0, "data_wait_s"] < 0.2 * wait
     summary, _ = summarize(pd.DataFrame([read_row(tmp_path)]))
     assert (summary.loc[0, "verdict"], summary.loc[0, "straggler"]) == ("loader-bound", "rank 1")
+
+
+def test_in_adaptive_mode_the_ranks_stop_at_the_same_step(compose_cfg, tmp_path):
+    cfg = compose_cfg(
+        *TWO_RANKS, "train.mode=adaptive", "train.min_steps=12", "train.target_ci=0.9", "train.budget_s=20"
+    )
+    row = run_and_record(cfg, tmp_path)
+    assert row["status"] == "ok", row["error"]
+    per_rank = _ranks_csv(tmp_path)
+    # 8 steps an epoch per rank: the vote crosses an epoch boundary; every rank stepped alike
+    assert row["steps_timed"] >= 12 and per_rank["items_timed"].nunique() == 1
+    assert row["items_timed"] == 2 * per_rank["items_timed"].iloc[0]
 
 
 @pytest.mark.parametrize(

@@ -331,6 +331,7 @@ def train(trainer: Trainer, train_input: Input, cfg: Any) -> tuple[dict[str, Any
     warmup = warmup_steps(train_cfg, epoch_steps)
     adaptive = train_cfg.mode == "adaptive"
     rule = StopRule(train_cfg.target_ci, train_cfg.min_steps, train_cfg.budget_s) if adaptive else None
+    vote = distributed.StopVote() if adaptive else None  # several ranks stop at the same step
     timer = StepTimer(device)
     epoch_s, first_batch_s, step_items = [], [], []
     side_copies = []  # loader.device_prefetch: each step's copy on the side stream, as (start, end) events
@@ -384,8 +385,9 @@ def train(trainer: Trainer, train_input: Input, cfg: Any) -> tuple[dict[str, Any
                 steady_start = start_window(device, timer)
             elif adaptive and steady_start is not None:
                 # the budget every step (one clock read); the CI only when due (see StopRule)
-                stop = rule.out_of_time(time.perf_counter() - steady_start) or (
-                    rule.due(len(timer) - warmup) and rule.precise(timer.step_s(warmup))
+                stop = vote(
+                    rule.out_of_time(time.perf_counter() - steady_start)
+                    or (rule.due(len(timer) - warmup) and rule.precise(timer.step_s(warmup)))
                 )
                 if stop:
                     break
