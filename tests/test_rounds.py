@@ -69,10 +69,13 @@ def _write_rounds(sweep_dir: Path, images_per_s: dict[tuple[int, int], float]) -
     for r, batch in enumerate(jobs[: 1 + max(r for r, _ in images_per_s)]):
         for overrides in batch:
             settings = dict(o.split("=") for o in overrides)
-            config = int(settings["loader.num_workers"]) * 2 + (settings["loader.pin_memory"] == "true")
+            config = int(settings["loader.num_workers"]) * 2 + (settings["loader.pin_memory"].lower() == "true")
             row = {"job.num": num, "job.overrides": " ".join(overrides), "status": "ok", "device": "cpu"}
             row.update({key: value for key, value in settings.items()})
-            row.update(images_per_s=images_per_s[(r, config)], steady_s=1.0, data_wait_s=0.0, compute_s=1.0)
+            if images_per_s[(r, config)] is None:  # a job that failed
+                row.update(status="failed", error="RuntimeError: planted")
+            else:
+                row.update(images_per_s=images_per_s[(r, config)], steady_s=1.0, data_wait_s=0.0, compute_s=1.0)
             write_row(sweep_dir / str(num), row)
             num += 1
 
@@ -99,6 +102,16 @@ def test_a_look_stops_when_every_claim_is_resolved_and_says_what_is_open_otherwi
     assert stopping.state == "budget" and stopping.final  # 10 s run, another 10 s would pass 15 s
     assert "loader.num_workers 0 -> 1 at all (geometric mean)" in stopping.open
     assert not any("pin_memory 0" in text or "pin_memory false" in text for text in stopping.open)
+
+    # a config that fails in every round does not keep the sweep going; the reason names it
+    failing = {**clear, (0, 3): None, (1, 3): None}
+    _write_rounds(tmp_path / "failing", failing)
+    stopping = sequential.Stopping(plan=plan.__dict__, rounds=2)
+    decide(stopping, plan, 10.0, tmp_path / "failing", 8)
+    assert stopping.state == "resolved"
+    assert stopping.reason == (
+        "every comparison resolved after 2 rounds; 1 config(s) failed in every round (see summary.csv's failures)"
+    )
 
 
 # ------------------------------------------------------------------------------------ real sweeps

@@ -76,17 +76,19 @@ def plan_of(min_rounds: int, max_rounds: int, margin: float, budget_s: float | N
     return plan
 
 
-def look(sweep_dir: Path, jobs: int, stopping: sequential.Stopping, baseline: str = "") -> list[str]:
+def look(sweep_dir: Path, jobs: int, stopping: sequential.Stopping, baseline: str = "") -> tuple[list[str], int]:
     """The comparisons still open after the rounds run so far (the rows of jobs 0..jobs-1), against
-    `baseline` (`summarize --baseline`; the schema's defaults when empty)."""
+    `baseline` (`summarize --baseline`; the schema's defaults when empty), and how many configs have no
+    successful job yet: more rounds of a config that fails every time settle nothing, so those do not
+    keep the sweep going, but the reason names them."""
     rows = read_rows(sweep_dir)
     if "job.num" in rows:
         rows = rows[rows["job.num"].astype(float) < jobs]
     try:
         summary, effects = summarize(rows, baseline, stopping)
     except SummaryError as error:
-        return [f"no comparison yet: {error}"]
-    return open_comparisons(summary, effects)
+        return [f"no comparison yet: {error}"], 0
+    return open_comparisons(summary, effects), int(summary["n"].eq(0).sum())
 
 
 def run_rounds(sweeper: Any, arguments: list[str]) -> list:
@@ -164,7 +166,7 @@ def decide(
     at_limit = done >= plan.max_rounds
     over_budget = stopping.budget_s is not None and stopping.seconds + last_round_s > stopping.budget_s
     stopping.final = at_limit or over_budget  # decided before looking: the last look spends all that is left
-    still_open = look(sweep_dir, jobs, stopping, baseline)
+    still_open, never_ran = look(sweep_dir, jobs, stopping, baseline)
     stopping.open = still_open
     stopping.history.append({"round": done - 1, "seconds": round(last_round_s, 3), "open": len(still_open)})
     if not still_open:
@@ -181,6 +183,8 @@ def decide(
     else:
         stopping.state = "running"
         stopping.reason = f"{len(still_open)} comparison(s) open after {done} rounds"
+    if never_ran:
+        stopping.reason += f"; {never_ran} config(s) failed in every round (see summary.csv's failures)"
 
 
 def _chunks(batch: list[list[str]], size: int | None) -> list[list[list[str]]]:
