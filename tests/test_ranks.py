@@ -5,6 +5,7 @@ recorded in its row."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -154,6 +155,31 @@ def test_the_advice_counts_processes_and_threads_against_the_cores_and_recommend
     assert "2 processes and 3 torch threads on 2 cores (more threads than cores: train.threads=1" in (
         recommended.dataloader
     )
+
+
+def test_the_next_sweep_keeps_a_null_thread_level_and_at_least_one_thread():
+    def config(threads, ips, speedup):
+        return {
+            "train.threads": threads,
+            "baseline": speedup == 1.0,
+            "n": 1,
+            "ips_geomean": ips,
+            "speedup": speedup,
+            "speedup_ci_low": math.nan,
+            "speedup_ci_high": math.nan,
+            "significant": None,
+            "inactive": False,
+            "verdict": "compute-bound",
+        }
+
+    # the fastest at null (torch's default): a level that is no number, kept as it is
+    summary = pd.DataFrame([config("null", 150.0, 1.0), config("1", 100.0, 0.67)])
+    effects = pd.DataFrame(columns=["axis", "level", "reference", "held_fixed", "ratio", "ci_low", "ci_high", "effect"])
+    assert advise(Tables(summary, effects)).commands == []  # nothing new around it to explore
+    # all numbers: around the fastest, never 0 threads
+    summary = pd.DataFrame([config("4", 100.0, 1.0), config("1", 150.0, 1.5)])
+    (explore,) = advise(Tables(summary, effects)).commands
+    assert "train.threads=1,2" in explore.command and "train.threads=0" not in explore.command
 
 
 # ------------------------------------------------------------------------------------ the parts

@@ -198,12 +198,16 @@ def processes_line(sweep: Tables, record: pd.Series, had: tuple[int, int, int]) 
     cores, processes, _ = had
     ranks, workers = _ranks(sweep, record), _workers(sweep, record)
     per_rank = f"1 + {workers} worker{'s' * (workers != 1)}"
-    return f"{processes} processes ({ranks} rank{'s' * (ranks != 1)} x ({per_rank})) on {cores} cores"
+    return f"{processes} processes ({ranks} rank{'s' * (ranks != 1)} x ({per_rank})) on {_cores(cores)}"
 
 
 def threads_line(had: tuple[int, int, int]) -> str:
     cores, processes, threads = had
-    return f"{threads} torch threads in {processes} processes on {cores} cores"
+    return f"{threads} torch threads in {processes} processes on {_cores(cores)}"
+
+
+def _cores(count: int) -> str:
+    return f"{count} core{'s' * (count != 1)}"
 
 
 def fitting_threads(sweep: Tables, record: pd.Series, cores: int) -> int:
@@ -330,7 +334,7 @@ def recommend(sweep: Tables) -> Recommendation | None:
     had = budget(pick)
     if had is not None:
         cores, processes, threads = had
-        dataloader += f" per rank; {processes} processes and {threads} torch threads on {cores} cores"
+        dataloader += f" per rank; {processes} processes and {threads} torch threads on {_cores(cores)}"
         if processes > cores:
             dataloader += " (more processes than cores: no config of this sweep fits them)"
         elif threads > cores:
@@ -475,10 +479,10 @@ def next_sweeps(sweep: Tables, focus: pd.Series | None, contended: bool) -> list
     for axis in active:
         numeric = all(_number(level) is not None for level in levels[axis])
         new = _around(levels[axis], focus[axis], cap if axis == NUM_WORKERS else None) if numeric else [focus[axis]]
-        if axis in (RANKS, THREADS, WORKER_THREADS):  # at least one rank, one thread
-            new = [level for level in new if float(level) >= 1] or [focus[axis]]
+        if axis in (RANKS, THREADS, WORKER_THREADS):  # at least one rank, one thread (null: torch's default)
+            new = [level for level in new if _number(level) is None or _number(level) >= 1] or [focus[axis]]
         if axis == RANKS and sweep.accelerator is False and sweep.cores:  # on a CPU, a core per rank at most
-            new = [level for level in new if float(level) <= sweep.cores] or [focus[axis]]
+            new = [level for level in new if _number(level) <= sweep.cores] or [focus[axis]]
         grid[axis] = new
         if set(new) - set(levels[axis]):
             budget = f", within the {sweep.cores}-core budget" if cap is not None and axis == NUM_WORKERS else ""
