@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -291,6 +292,13 @@ def test_in_adaptive_mode_the_ranks_stop_at_the_same_step(compose_cfg, tmp_path)
     # 8 steps an epoch per rank: the vote crosses an epoch boundary; every rank stepped alike
     assert row["steps_timed"] >= 12 and per_rank["items_timed"].nunique() == 1
     assert row["items_timed"] == 2 * per_rank["items_timed"].iloc[0]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="asks for CUDA where there is none")
+def test_a_rank_that_cannot_run_its_config_is_an_invalid_row_naming_the_rank(compose_cfg, tmp_path):
+    row = run_and_record(compose_cfg(*TWO_RANKS, "train.device=cuda"), tmp_path)
+    assert row["status"] == "invalid"
+    assert re.fullmatch(r"rank [01]: ConfigError: train.device=cuda but CUDA is not available here: .*", row["error"])
 
 
 @pytest.mark.parametrize(

@@ -223,6 +223,8 @@ def join(cfg: Any, tasks: int) -> dict[int, dict[str, Any]] | None:
             f"SLURM runs this job as {tasks} tasks (hydra.launcher.tasks_per_node x nodes) and train.ranks="
             f"{cfg.train.ranks}: set train.ranks={tasks}, or the launcher's tasks_per_node to match"
         )
+    # counted by NVML: cudaGetDeviceCount would fix the visible GPUs before CUDA_VISIBLE_DEVICES narrows them
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     cuda = torch.cuda.is_available() and cfg.train.device != "cpu"
     # MASTER_ADDR/PORT, RANK, WORLD_SIZE, LOCAL_RANK for init_process_group's env://; on CUDA this task's GPU
     environment = TorchDistributedEnvironment().export(set_cuda_visible_devices=cuda, overwrite=True)
@@ -248,11 +250,13 @@ def rank_job(config: dict, folder: str | None, gpu: int | None = -1) -> dict[str
     if folder is not None:
         (Path(folder) / f"rank{rank}.pid").write_text(str(os.getpid()))
     _name_rank_in_logs(rank)
-    device = _rank_device(cfg, local_rank if gpu == -1 else gpu)
     timeout = datetime.timedelta(seconds=cfg.train.timeout_s + COLLECTIVE_MARGIN_S) if cfg.train.timeout_s else None
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend, timeout=timeout, device_id=device if device.type == "cuda" else None)
+    joined = False
     try:
+        device = _rank_device(cfg, local_rank if gpu == -1 else gpu)
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, timeout=timeout, device_id=device if device.type == "cuda" else None)
+        joined = True
         cfg.train.device = str(device)
         if cfg.train.fault_rank is not None and cfg.train.fault_rank != rank:
             cfg.train.inject_fault = None
@@ -264,12 +268,13 @@ def rank_job(config: dict, folder: str | None, gpu: int | None = -1) -> dict[str
         gathered = [None] * dist.get_world_size() if rank == 0 else None
         dist.gather_object(metrics, gathered, dst=0)
         return dict(enumerate(gathered)) if gathered is not None else None
-    except Exception as error:
+    except Exception as error:  # kept before the group goes: the others notice a rank gone only then
         if folder is not None:
             _keep_failure(Path(folder), rank, error)
         raise
     finally:
-        dist.destroy_process_group()
+        if joined:
+            dist.destroy_process_group()
 
 
 def _rank_device(cfg: Any, gpu: int | None) -> torch.device:
