@@ -324,6 +324,19 @@ def test_a_hung_rank_times_out_naming_the_rank(compose_cfg, tmp_path):
     assert time.monotonic() - start < 30
 
 
+def test_a_collective_that_timed_out_is_the_jobs_timeout():
+    from pinsweep.job.train import JobTimeout
+
+    gloo = RuntimeError("[gloo/transport/tcp/unbound_buffer.cc:78] Timed out waiting 13000ms for recv operation")
+    mapped = ranks.collective_timeout(gloo, 3.0)
+    assert isinstance(mapped, JobTimeout) and str(mapped).startswith("a collective waited past train.timeout_s=3 + 10")
+    assert ranks.collective_timeout(gloo, None) is gloo  # no limit set: a collective's own failure
+    own = JobTimeout("job exceeded train.timeout_s=3: raise it or shorten the job")
+    assert ranks.collective_timeout(own, 3.0) is own
+    other = RuntimeError("Connection closed by peer")
+    assert ranks.collective_timeout(other, 3.0) is other
+
+
 def test_the_row_records_the_cores_and_threads_the_job_had(compose_cfg, tmp_path):
     had = os.sched_getaffinity(0)
     job = ("data=synthetic", "model=tiny", "model.width=8", "data.train_size=256", "data.test_size=64")

@@ -37,6 +37,7 @@ import datetime
 import logging
 import os
 import pickle
+import re
 import signal
 import tempfile
 import time
@@ -55,7 +56,7 @@ from pinsweep.analysis.summarize import STALL_FRACTION
 from pinsweep.config import ConfigError, validate
 from pinsweep.job import slurm
 from pinsweep.job.rank_errors import RankCrashed, RankFailed
-from pinsweep.job.train import run_job
+from pinsweep.job.train import JobTimeout, run_job
 from pinsweep.record import RANK_FIGURES
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ AGENT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)  
 COLLECTIVE_MARGIN_S = 10.0  # a collective times out this long after train.timeout_s: the rank's own alarm first
 FIRST_FAILURE_WAIT_S = 0.5  # the first rank to fail lives this long, so that a rank that died before it is seen
 LATER_FAILURE_WAIT_S = 5.0  # a later failure waits until the agent has seen the first and stops this rank
+COLLECTIVE_TIMED_OUT = re.compile(r"[Tt]imed out|[Tt]imeout")  # gloo's and NCCL's words for it
 STRAGGLER_DOMINANCE = 2.0  # a straggler stalls >= 2x as much of its window as any other rank
 # what each rank's ranks.csv line holds, from its own metrics
 RANK_COLUMNS = (
@@ -270,11 +272,22 @@ def rank_job(config: dict, folder: str | None, gpu: int | None = -1) -> dict[str
         return dict(enumerate(gathered)) if gathered is not None else None
     except Exception as error:  # kept before the group goes: the others notice a rank gone only then
         if folder is not None:
-            _keep_failure(Path(folder), rank, error)
+            _keep_failure(Path(folder), rank, collective_timeout(error, cfg.train.timeout_s))
         raise
     finally:
         if joined:
             dist.destroy_process_group()
+
+
+def collective_timeout(error: Exception, timeout_s: float | None) -> Exception:
+    """A collective that timed out (gloo: "Timed out waiting ...", NCCL's watchdog: "... timeout") is the
+    job running past train.timeout_s where no alarm could reach it: a JobTimeout, its row `timeout`."""
+    if isinstance(error, JobTimeout) or not timeout_s or not isinstance(error, RuntimeError):
+        return error  # its own alarm's, or no time limit set
+    if not COLLECTIVE_TIMED_OUT.search(str(error)):
+        return error
+    first = str(error).strip().splitlines()[0]
+    return JobTimeout(f"a collective waited past train.timeout_s={timeout_s:g} + {COLLECTIVE_MARGIN_S:g} s: {first}")
 
 
 def _rank_device(cfg: Any, gpu: int | None) -> torch.device:
