@@ -337,9 +337,12 @@ def _wall_cost_of_imports(runner: Runner, modules: list[str], repeats: int) -> d
     return {name: round(median(runs[name]) - median(runs[""]), 3) for name in modules}
 
 
+STARTUP_TARGET_S = 0.5  # issue 20: `--cfg job` within +0.5 s of `import torch, torchvision`
+
+
 def startup(runner: Runner, plan: Plan) -> list[Figure]:
     """`python -m pinsweep --cfg job` (compose and print the config, run nothing) vs importing torch."""
-    ours = [sys.executable, "-m", "pinsweep", "--cfg", "job"]
+    ours = [sys.executable, "-m", "pinsweep", "data=synthetic", "model=tiny", "--cfg", "job"]
     reference = [sys.executable, "-c", "import torch, torchvision"]
     for command in (reference, ours):  # untimed: fill the page cache, so the first arm is not penalised
         runner.timed(command)
@@ -361,12 +364,12 @@ def startup(runner: Runner, plan: Plan) -> list[Figure]:
         "import_median_s": round(median(runs["import torch, torchvision"]), 3),
         "importtime_added_by_package_s": {name: round(s, 3) for name, s in offenders},
     }
-    if extra > 1.0:  # a miss: measure in wall time what the three largest additions cost
+    if extra > STARTUP_TARGET_S:  # a miss: measure in wall time what the three largest additions cost
         suspects = [heaviest[name] for name, _ in offenders if name not in ("torch", "torchvision", "pinsweep")][:3]
         repeats = max(1, plan.startup_repeats // 2)
         detail["wall_s_added_to_import_torch"] = _wall_cost_of_imports(runner, suspects, repeats)
     label = "start-up beyond import torch, torchvision"
-    return [Figure("startup_extra", label, extra, "s", "<= 1.0 s", extra <= 1.0, detail)]
+    return [Figure("startup_extra", label, extra, "s", f"<= {STARTUP_TARGET_S} s", extra <= STARTUP_TARGET_S, detail)]
 
 
 def precision(runner: Runner, plan: Plan) -> list[Figure]:
@@ -640,27 +643,32 @@ def quick_rounds(runner: Runner, plan: Plan) -> list[Figure]:
 def cpu_budget(runner: Runner, plan: Plan) -> list[Figure]:
     """train.cpus=0 against 0-1 on a compute-bound job: the tensor pipeline (a gather per batch) feeding
     a tiny CNN of width 32; train.threads left null, so each job runs as many intra-op threads as it has
-    cores. The rows must record the cores and threads each job had."""
+    cores. A third arm, 0-1 with train.threads=1, tells the second core from the second thread. The rows
+    must record the cores and threads each job had."""
     job = [*CPU_JOB, "model.width=32", "data.pipeline=tensor", f"data.train_size={plan.budget_train_size}"]
     job += ["train.epochs=2", "train.ceiling_steps=0"]
+    arms = {"0": ["train.cpus=0"], "0-1": ["train.cpus=0-1"], "0-1/1 thread": ["train.cpus=0-1", "train.threads=1"]}
     runs = interleave(
         runner,
-        {cores: lambda cores=cores: runner.pinsweep([*job, f"train.cpus={cores}"])[0] for cores in ("0", "0-1")},
+        {name: lambda extra=extra: runner.pinsweep([*job, *extra])[0] for name, extra in arms.items()},
         plan.budget_repeats,
     )
-    one, two = ([r["images_per_s"] for r in runs[c]] for c in ("0", "0-1"))
+    ips = {name: [r["images_per_s"] for r in runs[name]] for name in arms}
     had = {c: sorted({(r["cpu_cores"], r["torch_threads"], r["cpu_threads"]) for r in runs[c]}) for c in runs}
-    low, high = _ratio_ci(two, one)
+    low, high = _ratio_ci(ips["0-1"], ips["0"])
     detail = {
         "workload": "tiny CNN width 32, tensor pipeline, batch 256, num_workers 0, one job per process",
-        "one_core_images_per_s": _rounded(one, 1),
-        "two_cores_images_per_s": _rounded(two, 1),
+        **{f"images_per_s[{name}]": _rounded(values, 1) for name, values in ips.items()},
         "ratio_ci": [low, high],
+        "one_thread_on_two_cores_over_one_core": round(median(ips["0-1/1 thread"]) / median(ips["0"]), 4),
+        "one_thread_ratio_ci": _ratio_ci(ips["0-1/1 thread"], ips["0"]),
         "recorded": had,  # (cores, intra-op threads, torch threads in all) as the rows recorded them
     }
-    ratio = median(two) / median(one)
+    ratio = median(ips["0-1"]) / median(ips["0"])
     label = "images/s on train.cpus=0-1 over train.cpus=0"
-    return [Figure("cpu_budget", label, ratio, "x", "95% CI above 1x", low > 1.0, detail)]
+    # measurably: the paired 95% interval excludes 1x, in either direction (see README: on cores that other
+    # processes share, a second intra-op thread can cost more than the second core gives)
+    return [Figure("cpu_budget", label, ratio, "x", "95% CI excludes 1x", low > 1.0 or high < 1.0, detail)]
 
 
 # ------------------------------------------------------------------------------------------- GPU

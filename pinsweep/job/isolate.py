@@ -37,7 +37,7 @@ LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's j
 EXIT_GRACE_S = 30.0  # beyond train.timeout_s, for the child to time itself out and report
 START_METHODS = ("forkserver", "spawn")
 # what the fork server imports once, so that no job imports it again: the job and its lazy imports
-PRELOAD = ["pinsweep.job.train", "pinsweep.job.ranks", "scipy.stats"]
+PRELOAD = ["pinsweep.job.train", "pinsweep.job.ranks", "scipy.special"]
 
 
 class JobCrashed(RuntimeError):

@@ -221,8 +221,9 @@ class StopRule:
         self.target, self.min_steps, self.budget_s = target, min_steps, budget_s
         self.next_check = max(min_steps, 2)
         self.ci_rel = math.inf
-        # the CI's t quantile comes from scipy, ~0.5 s to import: import it now, before any step is timed
-        importlib.import_module("scipy.stats")
+        # the CI's t quantile comes from scipy.special (pinsweep.analysis.stats): import it now, before any
+        # step is timed
+        importlib.import_module("scipy.special")
 
     def out_of_time(self, elapsed_s: float) -> bool:
         return elapsed_s >= self.budget_s
