@@ -28,7 +28,8 @@ Stages: the CPU budget (train.cpus, train.threads) -> the ranks -> one row from 
   rank that dies crashes it (`RankCrashed`). When one rank fails the others fail right after it (the
   collective they wait in loses its peer); so that the agent reports the rank that failed first, a rank
   whose failure is not the first waits before it exits, and the agent stops it (pinsweep.job.isolate
-  kills the whole process group when the sweep stops).
+  kills the whole process group when the sweep stops). When train.timeout_s runs out on every rank, a
+  rank whose alarm went off inside a collective was waiting for another: the other one is named.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import re
 import signal
 import tempfile
 import time
+import traceback
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -66,6 +68,15 @@ COLLECTIVE_MARGIN_S = 10.0  # a collective times out this long after train.timeo
 FIRST_FAILURE_WAIT_S = 0.5  # the first rank to fail lives this long, so that a rank that died before it is seen
 LATER_FAILURE_WAIT_S = 5.0  # a later failure waits until the agent has seen the first and stops this rank
 COLLECTIVE_TIMED_OUT = re.compile(r"[Tt]imed out|[Tt]imeout")  # gloo's and NCCL's words for it
+# where a rank waits for the others: DDP's gradient all-reduce (in autograd's backward), torch.distributed's
+# collectives, pinsweep's barriers (pinsweep/job/distributed.py)
+WAITING_IN = (
+    "torch/autograd/",
+    "torch/_tensor.py",
+    "torch/distributed/",
+    "torch/nn/parallel/",
+    "pinsweep/job/distributed.py",
+)
 STRAGGLER_DOMINANCE = 2.0  # a straggler stalls >= 2x as much of its window as any other rank
 # what each rank's ranks.csv line holds, from its own metrics
 RANK_COLUMNS = (
@@ -330,12 +341,29 @@ def _keep_failure(folder: Path, rank: int, error: Exception) -> None:
     except Exception:  # an exception that cannot be pickled: its text
         payload = pickle.dumps(RuntimeError(f"{type(error).__name__}: {error}"))
     (folder / f"rank{rank}.error").write_bytes(payload)
-    try:
-        os.close(os.open(folder / "first-failure", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        first = True
-    except FileExistsError:
-        first = False
+    first = False
+    if not waited_for_another(error):  # out of time inside a collective: the rank it waited for is the cause
+        try:
+            os.close(os.open(folder / "first-failure", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            first = True
+        except FileExistsError:
+            pass
     time.sleep(FIRST_FAILURE_WAIT_S if first else LATER_FAILURE_WAIT_S)
+
+
+def waited_for_another(error: Exception) -> bool:
+    """Whether the rank ran out of time (train.timeout_s) while it waited for the other ranks: its alarm
+    went off inside DDP's collectives (its buffer broadcast in forward, its all-reduce in backward) or a
+    barrier, among the innermost frames below the alarm's handler (or of the error it surfaced in)."""
+    if not isinstance(error, JobTimeout):
+        return False
+    for raised in (error, error.__cause__):
+        if raised is None or raised.__traceback__ is None:
+            continue
+        frames = traceback.extract_tb(raised.__traceback__)[:-1]  # the last: where it was raised
+        if any(part in frame.filename.replace(os.sep, "/") for frame in frames[-3:] for part in WAITING_IN):
+            return True
+    return False
 
 
 def root_cause(failed: Any, folder: Path) -> Exception:
