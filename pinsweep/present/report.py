@@ -51,7 +51,9 @@ READING_GUIDE = [
     "most 5% of the time. 'inactive': the config differs from the baseline only in settings that cannot act on "
     "this device (pin_memory, non_blocking without an accelerator).",
     "efficiency: {rate} over the compute-only ceiling (same model and batch, data already on the device): "
-    "100% means the input pipeline costs nothing.",
+    "100% means the input pipeline costs nothing. With train.ranks > 1 both are per rank: the slowest rank's "
+    "ceiling, without the gradient all-reduce, against the throughput per rank; the breakdown and verdict are "
+    "that rank's too, and 'straggler rank r' marks one rank whose wait for data dominates (ranks.csv).",
     "verdict: compute-bound (within 10% of the ceiling), loader-bound or copy-bound (that stall takes >= 10% of "
     "the step), contended (no stall, but compute slower than its ceiling: loader workers or other processes "
     "compete for the CPU).",

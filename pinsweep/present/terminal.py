@@ -40,6 +40,7 @@ def print_tables(tables: Tables) -> None:
         console.print(
             "speedup: over the baseline config, compared within repeat rounds; intervals are simultaneous over "
             f"every comparison (95% for all at once); efficiency: {rate} over the compute-only ceiling"
+            + (" (per rank where train.ranks > 1)" if _ranks(rows) > 1 else "")
         )
     if summary["note"].astype(bool).any():
         console.print(f"note: {summary['note'].iloc[0].strip()}")
@@ -61,6 +62,12 @@ def print_tables(tables: Tables) -> None:
                 f"[red]job {job_label(row)} ok, loss not finite[/red]: final loss {row.get('final_loss')}, "
                 f"timing kept{_log_of(row)}"
             )
+
+
+def _ranks(rows) -> int:
+    """The most ranks any job ran (pinsweep.job.ranks); 1 for rows from before ranks were recorded."""
+    known = rows is not None and "ranks" in rows and rows["ranks"].notna().any()
+    return int(rows["ranks"].max()) if known else 1
 
 
 def _log_of(row: pd.Series) -> str:
