@@ -174,9 +174,9 @@ def run_and_record(cfg: DictConfig, job_dir: str | Path, job_num: int = 0, overr
     except Interrupted as interruption:  # recorded, then raised: the sweep stops here
         interruption.caught()
         row.update(status="interrupted", error=f"Interrupted: {interruption}")
-        log.error("job #%s interrupted: %s", job_num, interruption)
         row.setdefault("job_s", time.perf_counter() - started)
-        write_row(job_dir, row)
+        write_row(job_dir, row)  # on disk before the line that says so: a second Ctrl-C exits at once
+        log.error("job #%s interrupted: %s", job_num, interruption)
         raise
     row.setdefault("job_s", time.perf_counter() - started)
     write_row(job_dir, row)
