@@ -266,6 +266,7 @@ def test_cifar10_failure_in_a_single_run_leaves_no_ok_row(run_pinsweep, tmp_path
         "data.download=false",
         "data.root=/nonexistent",
         "model=tiny",
+        "isolate=false",  # the dataset fails in the job's first stage: no job process (or fork server) to start
         f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
         timeout=180,
