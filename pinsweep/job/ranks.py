@@ -54,7 +54,6 @@ import torch
 import torch.distributed as dist
 from omegaconf import OmegaConf
 
-from pinsweep.analysis.summarize import STALL_FRACTION
 from pinsweep.config import ConfigError, validate
 from pinsweep.job import slurm
 from pinsweep.job.rank_errors import RankCrashed, RankFailed
@@ -445,6 +444,9 @@ def straggler(stalls: np.ndarray) -> int:
     an input-bound step) and STRAGGLER_DOMINANCE times any other rank's; -1 when none does."""
     if len(stalls) < 2 or np.isnan(stalls).any():
         return -1
+    # here, past a one-rank job's return: the summarizer imports pandas, which no job should wait for
+    from pinsweep.analysis.summarize import STALL_FRACTION
+
     order = np.argsort(stalls)[::-1]
     top, second = stalls[order[0]], stalls[order[1]]
     return int(order[0]) if top >= STALL_FRACTION and top >= STRAGGLER_DOMINANCE * second else -1
