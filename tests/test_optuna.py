@@ -179,13 +179,14 @@ def test_a_planted_input_delay_that_workers_hide_is_confirmed(tmp_path):
     sweep_dir = tmp_path / "sweep"
     assert len(_rows(sweep_dir)) == 2  # the search's rows stay the search's
     rows = _confirmation_rows(sweep_dir)
-    assert len(rows) == 6 and (rows["status"] == "ok").all()
-    assert sorted(rows.groupby("train.repeat")["loader.num_workers"].apply(sorted).tolist()) == [[0, 2]] * 3
-
-    # confirmed under the rounds=auto rule (pinsweep/sweep/rounds.py): a look after rounds 2 and 3; an
-    # A/B pair cannot resolve at round 2 (1 residual degree of freedom), so all 3 rounds ran
+    # confirmed under the rounds=auto rule (pinsweep/sweep/rounds.py): a look after rounds 2 and 3, at
+    # most confirm_repeats=3; with one residual degree of freedom at round 2 the boundary is far out,
+    # and a 2x difference measured twice alike can still cross it, so the pair stops at round 2 or 3
     stopping = read_stopping(sweep_dir / "confirm")
-    assert (stopping.rounds, stopping.state, stopping.open) == (3, "resolved", [])
+    assert stopping.rounds in (2, 3) and (stopping.state, stopping.open) == ("resolved", [])
+    assert len(rows) == 2 * stopping.rounds and (rows["status"] == "ok").all()
+    pairs = rows.groupby("train.repeat")["loader.num_workers"].apply(sorted).tolist()
+    assert pairs == [[0, 2]] * stopping.rounds  # every round holds both configs once
     outcome = OmegaConf.load(sweep_dir / "autotune.yaml")
     assert not outcome.defaults_hold and outcome.confirmed_pick["loader.num_workers"] == "2"
     assert outcome.speedup_ci_low > 1.0, outcome
