@@ -3,6 +3,7 @@ subprocess, the small jobs the tests run, and one real 2x2 sweep that several te
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -47,6 +48,17 @@ SMALL_JOB = (
     "train.ceiling_budget_s=0.2",  # the default 2 s per ceiling would be most of the job's time
     "train.threads=1",  # as TINY_JOB
 )
+
+
+@pytest.fixture(autouse=True)
+def _stop_signals_stay_pytests():
+    """A multirun in this process installs pinsweep's stop handlers for good (a sweep's process ends with
+    its sweep); here the process is pytest's, and the next test, and pytest's own Ctrl-C, get them back."""
+    signums = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
+    before = {signum: signal.getsignal(signum) for signum in signums}
+    yield
+    for signum, handler in before.items():
+        signal.signal(signum, handler)
 
 
 @pytest.fixture(scope="session")

@@ -40,6 +40,12 @@ START_METHODS = ("forkserver", "spawn")
 PRELOAD = ["pinsweep.job.train", "pinsweep.job.ranks", "scipy.special"]
 
 
+# True in a job's own process (_child): fresh from the fork server or spawned, it has run no parallel
+# torch work yet, so it can fork its ranks (pinsweep.job.ranks); a process that has (isolate=false, a
+# test) cannot: GNU OpenMP's thread pool does not survive fork, and a forked rank hangs in its first op
+IN_JOB_PROCESS = False
+
+
 class JobCrashed(RuntimeError):
     """The job's process died without reporting (killed by a signal, or a crash in native code)."""
 
@@ -60,6 +66,8 @@ def _exit_with_parent() -> None:
 
 
 def _child(config: dict, log_file: str | None, results: Connection) -> None:
+    global IN_JOB_PROCESS
+    IN_JOB_PROCESS = True
     _exit_with_parent()
     # a process group of its own, which its DataLoader workers join: the sweep stops them all at once
     # (_kill_job), and a Ctrl-C at the terminal reaches only the sweep, which records the job as

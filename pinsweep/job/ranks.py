@@ -12,7 +12,7 @@ Stages: the CPU budget (train.cpus, train.threads) -> the ranks -> one row from 
 - **The ranks.** `train.ranks=R` starts R ranks with torch's elastic agent (`elastic_launch`, what
   torchrun runs: c10d rendezvous on this host, each rank's exceptions written to its error file by
   `errors.record`, every rank stopped when one fails), forked from the job's process, which imported
-  torch already. Each rank runs the ordinary job (pinsweep.job.train.run_job) in a process group (gloo
+  torch already (with isolate=false, from pinsweep's fork server: see rank_start_method). Each rank runs the ordinary job (pinsweep.job.train.run_job) in a process group (gloo
   on the CPU, NCCL on CUDA with one GPU per rank); pinsweep.job.distributed and pinsweep.input.shard
   make it DDP with a DistributedSampler. Under `hydra/launcher=slurm` with
   `hydra.launcher.tasks_per_node=R`, SLURM starts the ranks as tasks; each task's job joins the
@@ -36,11 +36,13 @@ from __future__ import annotations
 
 import datetime
 import logging
+import multiprocessing
 import os
 import pickle
 import re
 import signal
 import tempfile
+import threading
 import time
 import traceback
 import uuid
@@ -198,7 +200,7 @@ def launch(cfg: Any) -> dict[int, dict[str, Any]]:
             rdzv_endpoint="localhost:0",
             max_restarts=0,  # a failed rank is the job's finding, not something to retry
             monitor_interval=0.1,
-            start_method="fork",  # torch is imported here already: no rank pays for importing it again
+            start_method=rank_start_method(),
             logs_specs=DefaultLogsSpecs(log_dir=os.path.join(folder, "logs")),
         )
         # the ranks' CPU placement is train.cpus's: elastic's NUMA binding would change it behind the sweep's back
@@ -217,6 +219,16 @@ def launch(cfg: Any) -> dict[int, dict[str, Any]]:
         finally:
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
+
+
+def rank_start_method() -> str:
+    """How the agent starts the ranks. From a job's own process, fork: torch is imported already and no
+    rank pays for importing it again. Elsewhere (isolate=false, after this process trained) the job
+    process's start method, the fork server by default: a rank forked from a process whose OpenMP
+    threads have run hangs in its first parallel op (GNU OpenMP is not fork-safe)."""
+    from pinsweep.job import isolate
+
+    return "fork" if isolate.IN_JOB_PROCESS else isolate.job_context().get_start_method()
 
 
 def _kill_ranks(folder: Path) -> None:
@@ -257,6 +269,10 @@ def rank_job(config: dict, folder: str | None, gpu: int | None = -1) -> dict[str
     returns them, the others None. `gpu`: this rank's GPU index (-1: its local rank)."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the agent's stop ends a rank even inside a collective
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sweep's to handle (pinsweep.job.isolate)
+    # a rank from the fork server would start its DataLoader workers from a fork server of its own; they
+    # start as in the user's own script (the platform default, fork on Linux)
+    multiprocessing.set_start_method(None, force=True)
+    _exit_with_parent()
     cfg = OmegaConf.create(config)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
     if folder is not None:
@@ -318,6 +334,19 @@ def _rank_device(cfg: Any, gpu: int | None) -> torch.device:
             f"lower train.ranks to {count}, or train.device=cpu"
         )
     return torch.device("cuda", gpu)
+
+
+def _exit_with_parent() -> None:
+    """End this rank when the process that started it is gone (the agent, or the fork server whose
+    parent was the agent's): a rank whose agent was killed would hang on in its next collective."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="pinsweep-rank-parent-watch", daemon=True).start()
 
 
 def _name_rank_in_logs(rank: int) -> None:
