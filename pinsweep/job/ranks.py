@@ -12,8 +12,9 @@ Stages: the CPU budget (train.cpus, train.threads) -> the ranks -> one row from 
 - **The ranks.** `train.ranks=R` starts R ranks with torch's elastic agent (`elastic_launch`, what
   torchrun runs: c10d rendezvous on this host, each rank's exceptions written to its error file by
   `errors.record`, every rank stopped when one fails), forked from the job's process, which imported
-  torch already (with isolate=false, from pinsweep's fork server: see rank_start_method). Each rank runs the ordinary job (pinsweep.job.train.run_job) in a process group (gloo
-  on the CPU, NCCL on CUDA with one GPU per rank); pinsweep.job.distributed and pinsweep.input.shard
+  torch already (with isolate=false, from pinsweep's fork server: see rank_start_method). Each rank
+  runs the ordinary job (pinsweep.job.train.run_job) in a process group (gloo on the CPU, NCCL on CUDA
+  with one GPU per rank); pinsweep.job.distributed and pinsweep.input.shard
   make it DDP with a DistributedSampler. Under `hydra/launcher=slurm` with
   `hydra.launcher.tasks_per_node=R`, SLURM starts the ranks as tasks; each task's job joins the
   others with submitit's `TorchDistributedEnvironment` and rank 0 gathers their figures.
