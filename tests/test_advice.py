@@ -132,6 +132,18 @@ def test_contention_names_the_budget_and_never_advises_more_workers(composes):
         composes(command.command)
 
 
+def test_the_budget_is_the_cores_the_jobs_had_not_the_machines(composes):
+    """On an 8-core machine with train.cpus=0-1, every number in the advice is about the 2 cores."""
+    summary, effects = quick_like()
+    advice = advise(Tables(summary, effects, rows_of(summary, cores=8, **{"cpu_cores": 2, "train.cpus": "0-1"})))
+    contention = next(s for s in advice.sentences if s.startswith("CPU contention"))
+    assert "num_workers=2 (2 workers + the training process on 2 cores" in contention
+    assert "The budget is 2 cores" in contention and "num_workers <= 1 with one training thread" in contention
+    _, explore = advice.commands
+    assert f"{NW}=0,1 " in explore.command and "train.cpus=0-1" in explore.command  # within the 2 cores, as pinned
+    composes(explore.command)
+
+
 def test_workers_that_help_a_starved_loader_are_recommended_with_their_dataloader_call(composes):
     summary = pd.DataFrame(
         [

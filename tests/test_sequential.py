@@ -5,6 +5,7 @@ simulation (pinsweep/analysis/sequential_sim.py): a reduced version of benchmark
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -196,6 +197,9 @@ def test_the_report_says_no_difference_within_the_margin_and_why_the_sweep_stopp
     tables = Tables(summary, effects, _rows(y), stopping)
     said = " ".join(conclusion(tables))
     assert "The sweep stopped at its limit of rounds after 3 rounds with loader.num_workers=1 vs the baseline" in said
+    # what would resolve it is said in rounds, the knob of this kind of sweep, never in repeats
+    assert re.search(r"about (\d+) rounds \(hydra\.sweeper\.max_rounds=\1\) would resolve", said), said
+    assert "train.repeat" not in said
     # the next sweep to settle it looks after every round too (train.repeat would be refused with rounds=auto)
     (settle,) = [c for c in advise(tables).commands if c.why.startswith("settle")]
     assert "hydra.sweeper.rounds=auto hydra.sweeper.max_rounds=" in settle.command

@@ -27,7 +27,9 @@ except ImportError:  # not installed: hydra/sweeper=autotune is not offered (the
 class AutotuneSweeperConf(OptunaSweeperConf):
     _target_: str = "hydra_plugins.pinsweep_sweeper.autotune.AutotuneSweeper"
     confirm_top: int = 3  # the best distinct trial configs re-run against the defaults (0: no confirmation)
-    confirm_repeats: int = 3  # interleaved rounds (train.repeat) of the confirmation
+    # the most interleaved rounds (train.repeat) of the confirmation: it stops once every comparison with the
+    # defaults is resolved (the rounds=auto rule, pinsweep/sweep/rounds.py; 1: one round, nothing to stop on)
+    confirm_repeats: int = 3
     confirm_seed: int = 0  # draws the order of the configs within each round
 
 

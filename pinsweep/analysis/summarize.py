@@ -592,8 +592,9 @@ class Tables:
 
     @cached_property
     def cores(self) -> int | None:
-        """The CPU cores the jobs saw (the fewest, if they differ), None when no rows tell."""
-        return self._least("env.cpu_count")
+        """The CPU cores the jobs could use (the fewest, if they differ): train.cpus's where the rows record
+        them (cpu_cores), else the machine's (a sweep from before); None when no rows tell."""
+        return self._least("cpu_cores") or self._least("env.cpu_count")
 
     @cached_property
     def threads(self) -> int | None:

@@ -113,7 +113,13 @@ def _others(axis: str, axes: list[str]) -> str:
 
 
 def _axis_sentence(
-    axis: str, overall: pd.DataFrame, strata: pd.DataFrame, axes: list[str], lead: str, margin: float = 0.05
+    axis: str,
+    overall: pd.DataFrame,
+    strata: pd.DataFrame,
+    axes: list[str],
+    lead: str,
+    margin: float = 0.05,
+    auto: bool = False,
 ) -> str:
     """One axis's effect in words. `overall` holds its OVERALL rows (one per level), `strata` the rest."""
     name = short_name(axis, axes)
@@ -148,12 +154,13 @@ def _axis_sentence(
         return f"{name} has no consistent effect ({measured} overall), but it depends on {others}: {where}"
     if (kinds == Effect.EQUIVALENT).all():  # a finding: the intervals lie inside +-margin
         return f"{name} makes no difference here (within ±{margin:.0%}{everywhere}: {measured})"
-    return f"{name} changes nothing measurable{everywhere} ({measured}){_repeats_hint(overall)}"
+    return f"{name} changes nothing measurable{everywhere} ({measured}){_repeats_hint(overall, auto)}"
 
 
-def _repeats_hint(comparisons: pd.DataFrame) -> str:
+def _repeats_hint(comparisons: pd.DataFrame, auto: bool = False) -> str:
     """What would settle a difference the sweep could not: the repeats at which the largest measured
-    difference would be significant with 80% power (a column of the table)."""
+    difference would be significant with 80% power (a column of the table); in a rounds=auto sweep
+    (`auto`), the limit of rounds that would let it get there."""
     needed = comparisons["repeats_needed"].dropna() if "repeats_needed" in comparisons else pd.Series(dtype=float)
     if needed.empty:
         return ""
@@ -163,10 +170,12 @@ def _repeats_hint(comparisons: pd.DataFrame) -> str:
             f"; against this machine's noise, over {MAX_USEFUL_REPEATS} repeats would be needed to resolve it: "
             "treat it as no difference"
         )
+    if auto:
+        return f"; about {fewest} rounds (hydra.sweeper.max_rounds={fewest}) would resolve a difference of this size"
     return f"; about {fewest} repeats (train.repeat=0,...,{fewest - 1}) would resolve a difference of this size"
 
 
-def _axis_sentences(effects: pd.DataFrame, axes: list[str], margin: float = 0.05) -> list[str]:
+def _axis_sentences(effects: pd.DataFrame, axes: list[str], margin: float = 0.05, auto: bool = False) -> list[str]:
     """Axes that matter first (largest effect first), then unmeasurable ones, then those that do nothing."""
     if effects.empty:
         return []
@@ -191,13 +200,13 @@ def _axis_sentences(effects: pd.DataFrame, axes: list[str], margin: float = 0.05
         else:
             lead = "also matters"
         mine = overall["axis"] == axis
-        sentences.append(_axis_sentence(axis, overall[mine], strata[strata["axis"] == axis], axes, lead, margin))
+        sentences.append(_axis_sentence(axis, overall[mine], strata[strata["axis"] == axis], axes, lead, margin, auto))
     if len(ordered) > 1 and all(rank(a)[0] >= 2 for a in ordered):
         sentences.insert(0, "No swept setting changes throughput measurably here")
     return sentences
 
 
-def _fastest_sentences(summary: pd.DataFrame, axes: list[str], inactive: list[str]) -> list[str]:
+def _fastest_sentences(summary: pd.DataFrame, axes: list[str], inactive: list[str], auto: bool = False) -> list[str]:
     ran = summary[summary["ips_geomean"].notna()]
     if ran.empty:
         return ["No config ran successfully: see the failed jobs"]
@@ -218,7 +227,7 @@ def _fastest_sentences(summary: pd.DataFrame, axes: list[str], inactive: list[st
             if _missing(significant)
             else ""
             if significant
-            else f", not significantly different{_repeats_hint(ran.loc[[best.name]])}"
+            else f", not significantly different{_repeats_hint(ran.loc[[best.name]], auto)}"
         )
         sentences = [
             f"Fastest: {label} at {speed} {per_s(summary)}, {_ratio(best['speedup'])}"
@@ -280,7 +289,8 @@ def conclusion(tables: Tables, advice: Advice | None = None) -> list[str]:
     has it already); one sentence per item."""
     summary, effects, axes = tables.summary, tables.effects, tables.axes
     margin = float(summary["equivalence_margin"].iloc[0]) if "equivalence_margin" in summary and len(summary) else 0.05
-    sentences = _axis_sentences(effects, axes, margin) + _fastest_sentences(summary, axes, tables.inactive)
+    auto = getattr(tables, "stopping", None) is not None  # a rounds=auto sweep: more rounds, not more repeats
+    sentences = _axis_sentences(effects, axes, margin, auto) + _fastest_sentences(summary, axes, tables.inactive, auto)
     sentences += _stopping_sentences(tables)
     sentences += (advice or advise(tables)).sentences
     if summary["ips_ci_low"].isna().all() and summary["ips_median"].notna().any():
