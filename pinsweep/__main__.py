@@ -2,7 +2,7 @@
 
 import sys
 
-from pinsweep.job.isolate import start_job_server
+from pinsweep.job.start import start_job_server
 from pinsweep.sweep.lock import refuse_if_in_use
 
 PRINT_AND_EXIT = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-sc", "--shell-completion")

@@ -269,9 +269,9 @@ def test_the_process_that_runs_a_job_imports_no_torch(tmp_path, tiny_job):
 
 
 def test_the_fork_server_preloads_no_pandas_nor_scipy_stats(tmp_path):
-    """What every sweep's first job waits for: the fork server's imports (pinsweep.job.isolate.PRELOAD).
+    """What every sweep's first job waits for: the fork server's imports (pinsweep.job.start.PRELOAD).
     pandas and scipy.stats would add about 0.2 s and 0.6 s to it; the job needs neither."""
-    from pinsweep.job.isolate import PRELOAD
+    from pinsweep.job.start import PRELOAD
 
     code = f"import sys; import {', '.join(PRELOAD)}; print(sorted({{'pandas', 'scipy.stats'}} & set(sys.modules)))"
     result = subprocess.run(

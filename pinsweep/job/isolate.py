@@ -11,7 +11,7 @@ The child is forked from a *fork server*: a process started once per sweep, from
 that imports torch, torchvision and pinsweep's job code and then does nothing but fork. Each job is a
 copy of that idle process: nothing from a previous job can be in it, CUDA has never been initialized
 in it (CUDA cannot be forked safely once initialized; _child checks), and the 3-5 s of importing torch
-again that `spawn` costs every job is paid once, in the background (start_job_server). Set
+again that `spawn` costs every job is paid once, in the background (pinsweep.job.start). Set
 PINSWEEP_JOB_START=spawn for the old way: a new interpreter per job (the benchmark's "before").
 """
 
@@ -32,18 +32,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from pinsweep.job import start
+
 log = logging.getLogger(__name__)
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's job-log format
 EXIT_GRACE_S = 30.0  # beyond train.timeout_s, for the child to time itself out and report
-START_METHODS = ("forkserver", "spawn")
-# what the fork server imports once, so that no job imports it again: the job and its lazy imports
-PRELOAD = ["pinsweep.job.train", "pinsweep.job.ranks", "scipy.special"]
-
-
-# True in a job's own process (_child): fresh from the fork server or spawned, it has run no parallel
-# torch work yet, so it can fork its ranks (pinsweep.job.ranks); a process that has (isolate=false, a
-# test) cannot: GNU OpenMP's thread pool does not survive fork, and a forked rank hangs in its first op
-IN_JOB_PROCESS = False
 
 
 class JobCrashed(RuntimeError):
@@ -66,8 +59,7 @@ def _exit_with_parent() -> None:
 
 
 def _child(config: dict, log_file: str | None, results: Connection) -> None:
-    global IN_JOB_PROCESS
-    IN_JOB_PROCESS = True
+    start.IN_JOB_PROCESS = True
     _exit_with_parent()
     # a process group of its own, which its DataLoader workers join: the sweep stops them all at once
     # (_kill_job), and a Ctrl-C at the terminal reaches only the sweep, which records the job as
@@ -148,36 +140,12 @@ def job_log_file() -> str | None:
     return None
 
 
-def _start_method() -> str:
-    method = os.environ.get("PINSWEEP_JOB_START", "forkserver")
-    if method not in START_METHODS:
-        raise ValueError(f"PINSWEEP_JOB_START={method}: choose one of {', '.join(START_METHODS)} (or unset it)")
-    return method
-
-
-def job_context() -> multiprocessing.context.BaseContext:
-    """The multiprocessing context jobs start from (the fork server, with its imports, by default)."""
-    context = multiprocessing.get_context(_start_method())
-    if context.get_start_method() == "forkserver":
-        context.set_forkserver_preload(PRELOAD)
-    return context
-
-
-def start_job_server() -> None:
-    """Start the fork server now (it returns at once), so that it imports torch while this process
-    imports its own and composes the config; the first job then waits for it no longer than that."""
-    if job_context().get_start_method() == "forkserver":
-        from multiprocessing import forkserver
-
-        forkserver.ensure_running()
-
-
 def run_isolated(cfg: DictConfig, on_environment: Callable[[dict[str, Any]], Any] | None = None) -> dict[str, Any]:
     """`run_job(cfg)` in a fresh process (see the module's docstring); its exceptions are raised here
     unchanged. `on_environment` gets the job's torch environment (pinsweep.job.environment) as soon as
     the job sends it, before it trains, so that a failed job's row has it too. This process imports
     no torch (only to unpickle a torch exception, when a job raises one)."""
-    context = job_context()
+    context = start.job_context()
     results, sender = context.Pipe(duplex=False)
     config = OmegaConf.to_container(cfg, resolve=True)
     child = context.Process(target=_child, args=(config, job_log_file(), sender), name="pinsweep-job")

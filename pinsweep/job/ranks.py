@@ -58,7 +58,7 @@ import torch.distributed as dist
 from omegaconf import OmegaConf
 
 from pinsweep.config import ConfigError, validate
-from pinsweep.job import slurm
+from pinsweep.job import slurm, start
 from pinsweep.job.rank_errors import RankCrashed, RankFailed
 from pinsweep.job.train import JobTimeout, run_job
 from pinsweep.record import RANK_FIGURES
@@ -227,9 +227,7 @@ def rank_start_method() -> str:
     rank pays for importing it again. Elsewhere (isolate=false, after this process trained) the job
     process's start method, the fork server by default: a rank forked from a process whose OpenMP
     threads have run hangs in its first parallel op (GNU OpenMP is not fork-safe)."""
-    from pinsweep.job import isolate
-
-    return "fork" if isolate.IN_JOB_PROCESS else isolate.job_context().get_start_method()
+    return "fork" if start.IN_JOB_PROCESS else start.job_context().get_start_method()
 
 
 def _kill_ranks(folder: Path) -> None:
