@@ -311,12 +311,17 @@ def test_report_failure_at_sweep_end_keeps_the_summary(sweep, monkeypatch, tmp_p
     from pinsweep.sweep.callbacks import SummarizeOnMultirunEnd
 
     sweep = shutil.copytree(sweep, tmp_path / "sweep")  # the shared sweep stays as it ran
-    (sweep / "summary.csv").unlink()
+    for written in ("summary.csv", "report.html"):
+        (sweep / written).unlink()
 
     def broken(*args, **kwargs):
         raise RuntimeError("plotting broke")
 
     monkeypatch.setattr(report, "write_report", broken)
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})
-    SummarizeOnMultirunEnd().on_multirun_end(config)  # no exception, no SystemExit: every job was ok
-    assert len(pd.read_csv(sweep / "summary.csv")) == 4
+    # every job was ok: the broken report is logged, not raised, and the sweep exits 1 for the missing report
+    with pytest.raises(SystemExit) as exited:
+        SummarizeOnMultirunEnd().on_multirun_end(config)
+    assert exited.value.code == 1
+    assert len(pd.read_csv(sweep / "summary.csv")) == 4  # the summary stands alone
+    assert not (sweep / "report.html").exists()

@@ -116,8 +116,9 @@ def test_a_look_stops_when_every_claim_is_resolved_and_says_what_is_open_otherwi
 
 # ------------------------------------------------------------------------------------ real sweeps
 
-# two configs whose difference an A/B sweep cannot settle in 3 rounds (its first looks have 1 and 2
-# residual degrees of freedom): the sweep runs to its limit, and an interruption lands mid-round
+# two configs whose difference an A/B sweep can rarely settle in 3 rounds (its first looks have 1 and 2
+# residual degrees of freedom, so their boundaries lie far out): an interruption lands mid-round, and the
+# sweep usually runs to its limit; measured alike twice, the 5x difference can resolve at round 2 or 3
 PLANTED = ["data.sample_delay_ms=0,1"]
 AUTO = ["hydra.sweeper.rounds=auto", "hydra.sweeper.max_rounds=3"]
 
@@ -169,10 +170,15 @@ def test_an_auto_sweep_interrupted_and_resumed_ends_as_one_that_ran_through(tiny
     resumed = _resume(stopped, tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert resumed.stderr.count("already has an ok row, skipped") == 3  # jobs 0-2; 3 runs again
-    assert "pinsweep: rounds=auto: max_rounds=3 reached with" in resumed.stderr
     state = _state(stopped)
-    assert state["decision"]["state"] == "limit" and len(state["jobs"]) == 6
-    fixed = sweep_jobs([*_auto_sweep(tiny_job, stopped)[4:-3], "train.repeat=0,1,2"])
+    rounds = state["decision"]["rounds"]
+    if state["decision"]["state"] == "limit":
+        assert rounds == 3 and "pinsweep: rounds=auto: max_rounds=3 reached with" in resumed.stderr
+    else:
+        assert state["decision"]["state"] == "resolved" and rounds in (2, 3)
+        assert f"pinsweep: rounds=auto: every comparison resolved after {rounds} rounds" in resumed.stderr
+    assert len(state["jobs"]) == 2 * rounds
+    fixed = sweep_jobs([*_auto_sweep(tiny_job, stopped)[4:-3], "train.repeat=0,1,2"])[: 2 * rounds]
     assert [overrides for overrides, _, _ in state["jobs"]] == [" ".join(job) for job in fixed]
 
     # straight through on the same measurements: a copy without its record, every job skipped, every look made
@@ -180,5 +186,5 @@ def test_an_auto_sweep_interrupted_and_resumed_ends_as_one_that_ran_through(tiny
     (through / "rounds.json").unlink()
     replayed = _resume(through, tmp_path)
     assert replayed.returncode == 0, replayed.stderr[-3000:]
-    assert replayed.stderr.count("already has an ok row, skipped") == 6
+    assert replayed.stderr.count("already has an ok row, skipped") == 2 * rounds
     assert _state(through) == state

@@ -67,8 +67,8 @@ class SummarizeOnMultirunEnd(Callback):
     draw the plots and write the report (pinsweep.sweep.results.write_results).
 
     The summary comes first and stands alone: a plot or report that fails is logged, not raised, so it
-    never costs the summary. Exits non-zero after writing when a job failed, so that scripts and CI
-    notice.
+    never costs the summary. Exits non-zero after writing when a job failed or an output could not be
+    written, so that scripts and CI notice.
     """
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
