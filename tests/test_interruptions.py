@@ -67,19 +67,19 @@ def _wait_for(path: Path, text: str, sweep: subprocess.Popen, deadline: float) -
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds job processes through Linux's /proc")
 @pytest.mark.parametrize(
-    ("signum", "whom", "exit_code", "jobs"),
+    ("signum", "whom", "exit_code"),
     [
         # Ctrl-C: the terminal signals every process in its foreground group (the job's too)
-        (signal.SIGINT, "group", 130, 12),
-        # kill, timeout, systemd: the sweep's process alone; fewer jobs, the same path
-        (signal.SIGTERM, "sweep", 143, 4),
+        (signal.SIGINT, "group", 130),
+        # kill, timeout, systemd: the sweep's process alone
+        (signal.SIGTERM, "sweep", 143),
     ],
     ids=["ctrl-c", "sigterm"],
 )
 def test_a_signal_in_job_3_records_it_summarizes_the_rest_and_resume_completes_the_sweep(
-    small_job, tmp_path, signum, whom, exit_code, jobs
+    small_job, tmp_path, signum, whom, exit_code
 ):
-    sweep_dir = tmp_path / "sweep"
+    sweep_dir, jobs = tmp_path / "sweep", 4
     repeats = "train.repeat=" + ",".join(map(str, range(jobs)))
     command = _pinsweep("-m", *small_job, repeats, f"hydra.sweep.dir={sweep_dir}")
     err = tmp_path / "sweep.err"

@@ -225,15 +225,16 @@ def test_when_nothing_differs_the_defaults_hold(tmp_path):
 
 def test_the_confirmation_runs_through_the_sweeps_own_launcher(tmp_path):
     """hydra/launcher=local (submitit, as the SLURM preset): trials and confirmation jobs alike are
-    submitit jobs, each in its own process, and the confirmation's land in confirm/<n>/."""
+    submitit jobs, each in its own process, and the confirmation's land in confirm/<n>/. One trial
+    (num_workers=1, CyclingSampler's first choice) and one round of it against the defaults: 3 jobs."""
     result = _autotune(
         tmp_path,
         "hydra/launcher=local",
-        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_trials=1",
         "hydra.sweeper.confirm_top=1",
-        "hydra.sweeper.confirm_repeats=2",
+        "hydra.sweeper.confirm_repeats=1",
         "hydra.sweeper.sampler._target_=test_optuna.CyclingSampler",
-        "loader.num_workers=choice(0,1)",
+        "loader.num_workers=choice(1,0)",
         "loader.batch_size=64",
         "loader.pin_memory=false",
         env=_cycling(tmp_path),
@@ -241,8 +242,9 @@ def test_the_confirmation_runs_through_the_sweeps_own_launcher(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     sweep_dir = tmp_path / "sweep"
     rows = _confirmation_rows(sweep_dir)
-    assert len(rows) == 4 and (rows["status"] == "ok").all()
-    assert sorted(Path(d).name for d in rows["job.dir"]) == ["0", "1", "2", "3"]
+    assert len(rows) == 2 and (rows["status"] == "ok").all()
+    assert sorted(rows["loader.num_workers"]) == [0, 1]  # the trial's config and the defaults
+    assert sorted(Path(d).name for d in rows["job.dir"]) == ["0", "1"]
     submitted = list((sweep_dir / ".submitit").rglob("*_submitted.pkl"))
-    assert len(submitted) == 6  # 2 trials + 4 confirmation jobs, every one a submitit job
-    assert OmegaConf.load(sweep_dir / "autotune.yaml").repeats == 2
+    assert len(submitted) == 3  # 1 trial + 2 confirmation jobs, every one a submitit job
+    assert OmegaConf.load(sweep_dir / "autotune.yaml").repeats == 1

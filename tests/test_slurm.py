@@ -187,36 +187,30 @@ def test_a_sweep_runs_as_slurm_jobs_into_one_sweep_folder(slurm_cluster, tmp_pat
         "hydra.launcher.timeout_min=10",
         *TINY_JOB,
         "loader.num_workers=0,1",
-        "loader.pin_memory=true,false",
         f"hydra.sweep.dir={sweep_dir}",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
     rows = _job_rows(sweep_dir)
-    assert [row["status"] for row in rows] == ["ok"] * 4, rows
-    assert {(row["loader.num_workers"], row["loader.pin_memory"]) for row in rows} == {
-        (0, True),
-        (0, False),
-        (1, True),
-        (1, False),
-    }
+    assert [row["status"] for row in rows] == ["ok"] * 2, rows
+    assert sorted(row["loader.num_workers"] for row in rows) == [0, 1]
     # each job ran as its own SLURM job, and submitit kept its log per array task
     slurm_ids = {str(row["env.slurm_job_id"]) for row in rows}
-    assert len(slurm_ids) == 4 and all(job_id.isdigit() for job_id in slurm_ids), slurm_ids
+    assert len(slurm_ids) == 2 and all(job_id.isdigit() for job_id in slurm_ids), slurm_ids
     task_logs = list((sweep_dir / ".submitit").glob("*_*/*_0_log.out"))
-    assert len(task_logs) == 4
+    assert len(task_logs) == 2
 
     # one job array, at most one task at a time, CPUs = 1 + the largest num_workers swept, no GPU here
     script = _submission_scripts(sweep_dir)
-    assert "#SBATCH --array=0-3%1" in script
+    assert "#SBATCH --array=0-1%1" in script
     assert "#SBATCH --cpus-per-task=2" in script
     assert "#SBATCH --gpus-per-node=0" in script
     assert "#SBATCH --partition=debug" in script
 
     # the summary, written by the submitting process once all jobs had returned
     summary = pd.read_csv(sweep_dir / "summary.csv")
-    assert len(summary) == 4 and summary["n"].tolist() == [1, 1, 1, 1]
+    assert len(summary) == 2 and summary["n"].tolist() == [1, 1]
     assert "pinsweep summary" in result.stdout
 
 
