@@ -96,8 +96,9 @@ def test_slow_dataset_sweep_names_the_loader_as_the_bottleneck(run_pinsweep, tmp
     # one epoch of 8 steps, the first 2 the warm-up (the workers start in it): 6 timed steps show the
     # loader-bound serial configs as clearly as a second epoch would, at half the jobs' time; 4 ms per
     # sample (128 ms a batch) is still many times the tiny model's step
-    one_epoch = [o for o in SLOW_SWEEP if not o.startswith(("train.epochs=", "data.sample_delay_ms="))]
+    one_epoch = [o for o in SLOW_SWEEP if not o.startswith(("train.epochs=", "data.sample_delay_ms=", "train.ceiling"))]
     one_epoch += ["train.epochs=1", "train.warmup_steps=2", "data.sample_delay_ms=4"]
+    one_epoch += ["train.ceiling_steps=2", "train.ceiling_budget_s=0.2"]  # a figure per config, not a precise one
     result = run_pinsweep(
         "-m",
         *one_epoch,

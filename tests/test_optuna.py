@@ -167,11 +167,12 @@ def test_a_planted_input_delay_that_workers_hide_is_confirmed(tmp_path):
         "hydra.sweeper.confirm_repeats=3",
         "hydra.sweeper.sampler._target_=test_optuna.CyclingSampler",
         "loader.num_workers=choice(0,2)",
-        "loader.batch_size=64",
+        "loader.batch_size=32",
         "loader.pin_memory=false",
         "data.sample_delay_ms=4",
-        # one epoch of 8 steps: its first 3 are the warm-up, in which the workers start, so worker
-        # start-up is not what is timed (a second epoch would double the cost and prove no more)
+        # one epoch of 8 steps (256 images): its first 3 are the warm-up, in which the workers start, so
+        # worker start-up is not what is timed (a second epoch would double the cost and prove no more)
+        "data.train_size=256",
         "train.epochs=1",
         env=_cycling(tmp_path),
     )
