@@ -1,11 +1,24 @@
 """Shared fixtures: the repository root, composing the real conf/ in process, running pinsweep in a
-subprocess, the small jobs the tests run, and one real 2x2 sweep that several test files read."""
+subprocess, the small jobs the tests run, and one real 2x2 sweep that several test files read.
+
+The suite runs on two pytest-xdist workers (pyproject.toml: most of a test's time is one core busy
+with imports and start-up, so two streams share two cores well), a test file at a time on one worker
+(its module fixtures, such as a SLURM cluster, are set up once). A test that measures a planted cost
+or a speed-up that needs the cores is marked `alone`: it holds the suite's lock exclusively, every
+other test holds it shared, so nothing runs beside it. Beside two busy loops (2026-12-03) the dict-batch
+workers' speed-up fell to 1.2x and the straggler's wait drifted 6%; the sleep-bound ceilings, timeouts
+and signal tests held, and run beside others."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +61,84 @@ SMALL_JOB = (
     "train.ceiling_budget_s=0.2",  # the default 2 s per ceiling would be most of the job's time
     "train.threads=1",  # as TINY_JOB
 )
+
+
+# test_sweep.py and test_report.py read one sweep (grid_sweep): one worker runs both, and the sweep once
+SAME_WORKER = {"test_report": "test_sweep"}
+SUITE_LOCK = "PINSWEEP_SUITE_LOCK"
+
+
+def pytest_configure(config):
+    worker = getattr(config, "workerinput", None)
+    if worker is None:  # the controller: its workers inherit the lock's folder
+        if SUITE_LOCK not in os.environ:
+            os.environ[SUITE_LOCK] = config.suite_lock_dir = tempfile.mkdtemp(prefix="pinsweep-suite-")
+        return
+    # each worker its own temporary folder (in the controller's, which removes it once the workers are
+    # gone): pinsweep's device lock (pinsweep/job/train.py) lives there, and the other worker's jobs are the
+    # suite's, not a second sweep on this machine (its "shared their device" note would land in tests that
+    # compare what a sweep printed)
+    own = Path(os.environ[SUITE_LOCK]) / worker["workerid"]
+    own.mkdir(exist_ok=True)
+    os.environ["TMPDIR"] = str(own)
+    tempfile.tempdir = None
+
+
+# the slowest files (about 50-110 s each on 2 cores, 2026-12-03) go first, so that the two workers finish
+# together instead of one running a long file at the end while the other idles
+SLOWEST_FIRST = ("test_optuna", "test_interruptions", "test_slurm", "test_hydra_plugins", "test_install", "test_faults")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the mark
+def pytest_collection_modifyitems(items):
+    def group(item) -> str:
+        module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+        return SAME_WORKER.get(module, module)
+
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(item)))
+    rank = {name: position for position, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(group(item), len(rank)))  # stable: each file keeps its order
+
+
+@contextmanager
+def _flock(path: Path, mode: int):
+    with open(path, "a") as file:
+        fcntl.flock(file, mode)
+        yield
+
+
+@contextmanager
+def _suite_lock(alone: bool):
+    """Shared for most tests, exclusive for an `alone` one. A test waiting to run alone first holds the
+    turnstile, which every test passes on its way in, so a stream of shared holders cannot starve it."""
+    folder = os.environ.get(SUITE_LOCK)
+    if folder is None or not hasattr(fcntl, "flock"):
+        yield
+        return
+    lock, turnstile = Path(folder) / "lock", Path(folder) / "turnstile"
+    if alone:
+        with open(lock, "a") as held:  # closing it releases the hold
+            with _flock(turnstile, fcntl.LOCK_EX):
+                fcntl.flock(held, fcntl.LOCK_EX)
+            yield
+        return
+    with _flock(turnstile, fcntl.LOCK_EX):
+        pass
+    with _flock(lock, fcntl.LOCK_SH):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Around a test's setup, call and teardown, so a module fixture's sweep is inside the lock too."""
+    with _suite_lock(alone=item.get_closest_marker("alone") is not None):
+        yield
+
+
+def pytest_unconfigure(config):
+    if hasattr(config, "suite_lock_dir"):
+        shutil.rmtree(config.suite_lock_dir, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -90,6 +90,7 @@ def test_adaptive_mode_stops_at_the_precision_target_or_the_budget(compose_cfg, 
     assert math.isfinite(row["images_per_s"])
 
 
+@pytest.mark.alone
 @pytest.mark.slow
 def test_slow_dataset_sweep_names_the_loader_as_the_bottleneck(run_pinsweep, tmp_path):
     sweep = tmp_path / "sweep"
@@ -99,10 +100,11 @@ def test_slow_dataset_sweep_names_the_loader_as_the_bottleneck(run_pinsweep, tmp
     one_epoch = [o for o in SLOW_SWEEP if not o.startswith(("train.epochs=", "data.sample_delay_ms=", "train.ceiling"))]
     one_epoch += ["train.epochs=1", "train.warmup_steps=2", "data.sample_delay_ms=4"]
     one_epoch += ["train.ceiling_steps=2", "train.ceiling_budget_s=0.2"]  # a figure per config, not a precise one
+    # two rounds: the workers' 2.3x comes out with its simultaneous interval at [2.1, 2.5] (3 runs, 2026-12-03)
     result = run_pinsweep(
         "-m",
         *one_epoch,
-        "train.repeat=0,1,2",
+        "train.repeat=0,1",
         "loader.num_workers=0,2",
         "loader.pin_memory=true,false",
         f"hydra.sweep.dir={sweep}",
@@ -111,7 +113,7 @@ def test_slow_dataset_sweep_names_the_loader_as_the_bottleneck(run_pinsweep, tmp
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = pd.read_csv(sweep / "summary.csv")
-    assert len(summary) == 4 and (summary["n"] == 3).all()
+    assert len(summary) == 4 and (summary["n"] == 2).all()
     for column in ("ips_median", "ips_iqr", "ips_ci_low", "ips_ci_high", "efficiency", "verdict"):
         assert summary[column].notna().all(), column
 

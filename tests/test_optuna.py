@@ -157,6 +157,7 @@ def _confirmation_rows(sweep_dir: Path) -> pd.DataFrame:
     return read_rows(sweep_dir / "confirm")
 
 
+@pytest.mark.alone
 def test_a_planted_input_delay_that_workers_hide_is_confirmed(tmp_path):
     """Every sample sleeps 4 ms, which 2 worker processes overlap: trial 0 (num_workers=0, the
     defaults) and trial 1 (num_workers=2) are searched, and the rounds confirm workers significantly."""
@@ -174,6 +175,9 @@ def test_a_planted_input_delay_that_workers_hide_is_confirmed(tmp_path):
         # worker start-up is not what is timed (a second epoch would double the cost and prove no more)
         "data.train_size=256",
         "train.epochs=1",
+        # what is confirmed is throughput: no ceilings or test pass beside it (a second or so of every job)
+        "train.ceiling_steps=0",
+        "train.evaluate=false",
         env=_cycling(tmp_path),
     )
     assert result.returncode == 0, result.stderr[-3000:]

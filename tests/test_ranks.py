@@ -258,6 +258,7 @@ def test_a_two_rank_job_is_one_row_with_every_ranks_figures_beside_it(compose_cf
     assert read_row(tmp_path)["ranks"] == 2
 
 
+@pytest.mark.alone
 def test_a_planted_loading_cost_on_rank_1_names_it_the_straggler(compose_cfg, tmp_path):
     cfg = compose_cfg(
         *TWO_RANKS,
