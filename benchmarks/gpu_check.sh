@@ -191,7 +191,7 @@ GPUS=$(PYTORCH_NVML_BASED_CUDA_CHECK=1 python -c 'import torch; print(torch.cuda
 RANKS_S=0
 if [ "$GPUS" -ge 2 ]; then RANKS_S=90; fi  # time kept for the multi-rank stage where it runs
 if [ "$RUN_TESTS" = 1 ]; then
-  stage "pytest -m gpu" 120 "python -m pytest -m gpu -q -p no:cacheprovider" $((300 + RANKS_S))
+  stage "pytest -m gpu" 120 "python -m pytest -m gpu -q -p no:cacheprovider -n 0" $((300 + RANKS_S))
 fi
 stage sweep 400 sweep $((170 + RANKS_S))  # the reserve keeps 2 minutes for the imagefolder stage
 stage summary 30 summary $((140 + RANKS_S))

@@ -131,8 +131,10 @@ def _suite_lock(alone: bool):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    """Around a test's setup, call and teardown, so a module fixture's sweep is inside the lock too."""
-    with _suite_lock(alone=item.get_closest_marker("alone") is not None):
+    """Around a test's setup, call and teardown, so a module fixture's sweep is inside the lock too. A
+    `gpu` test runs alone as well: the other worker's GPU tests would share its device."""
+    alone = any(item.get_closest_marker(mark) is not None for mark in ("alone", "gpu"))
+    with _suite_lock(alone=alone):
         yield
 
 
