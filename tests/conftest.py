@@ -116,11 +116,11 @@ def _flock(path: Path, mode: int):
 def _suite_lock(alone: bool):
     """Shared for most tests, exclusive for an `alone` one. A test waiting to run alone first holds the
     turnstile, which every test passes on its way in, so a stream of shared holders cannot starve it."""
-    folder = os.environ.get(SUITE_LOCK)
-    if folder is None or fcntl is None:
+    if fcntl is None:
         yield
         return
-    lock, turnstile = Path(folder) / "lock", Path(folder) / "turnstile"
+    folder = Path(os.environ[SUITE_LOCK])  # set by the controller as the session starts (pytest_configure)
+    lock, turnstile = folder / "lock", folder / "turnstile"
     if alone:
         with open(lock, "a") as held:  # closing it releases the hold
             with _flock(turnstile, fcntl.LOCK_EX):
