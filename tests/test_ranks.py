@@ -425,3 +425,40 @@ def test_ctrl_c_during_a_two_rank_job_takes_every_rank_and_worker_down(tmp_path)
     while _session(sweep.pid) & job and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _session(sweep.pid) & job, "a rank or a DataLoader worker outlived the interrupted job"
+
+
+class _Joined(Exception):
+    """Raised by the fake process group once a rank has chosen its device: nothing past it runs."""
+
+
+def test_each_launched_rank_trains_on_its_own_local_rank_gpu(compose_cfg, monkeypatch, tmp_path):
+    """train.ranks=2 train.device=cuda with two GPUs (mocked): the elastic agent's entry point, called as
+    launch() calls it, puts rank r on cuda:r (it put every rank on no GPU and refused to start)."""
+    from torch.distributed.launcher import api
+
+    chosen = {}
+
+    def fake_elastic_launch(config, entrypoint):
+        def run(*args):
+            for local_rank in range(config.nproc_per_node):
+                monkeypatch.setenv("RANK", str(local_rank))
+                monkeypatch.setenv("LOCAL_RANK", str(local_rank))
+                with pytest.raises(_Joined):
+                    entrypoint(*args)
+            return {}
+
+        return run
+
+    def fake_init_process_group(backend, timeout=None, device_id=None):
+        chosen[int(os.environ["RANK"])] = (backend, device_id)
+        raise _Joined
+
+    monkeypatch.setattr(api, "elastic_launch", fake_elastic_launch)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(ranks.dist, "init_process_group", fake_init_process_group)
+    monkeypatch.setattr(ranks, "_exit_with_parent", lambda: None)
+    monkeypatch.setattr(ranks.signal, "signal", lambda *args: signal.SIG_DFL)  # pytest keeps its handlers
+    monkeypatch.setattr(ranks.multiprocessing, "set_start_method", lambda *args, **kwargs: None)
+    ranks.launch(compose_cfg(*TWO_RANKS, "train.device=cuda"))
+    assert chosen == {0: ("nccl", torch.device("cuda", 0)), 1: ("nccl", torch.device("cuda", 1))}

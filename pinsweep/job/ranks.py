@@ -211,7 +211,7 @@ def launch(cfg: Any) -> dict[int, dict[str, Any]]:
         # (isolate=false: Ctrl-C, SIGTERM) stays the sweep's, and one ignored (SIGINT in an isolated job) ignored
         launch_config.signals_to_handle = ",".join(s.name for s, h in handlers.items() if h == signal.SIG_DFL)
         try:
-            return elastic_launch(launch_config, rank_job)(config, folder, None)
+            return elastic_launch(launch_config, rank_job)(config, folder)  # each rank on its local rank's GPU
         except ChildFailedError as failed:
             raise root_cause(failed, Path(folder)) from None
         except BaseException:  # the sweep stops (isolate=false): no rank outlives its job
@@ -252,7 +252,8 @@ def join(cfg: Any, tasks: int) -> dict[int, dict[str, Any]] | None:
     # MASTER_ADDR/PORT, RANK, WORLD_SIZE, LOCAL_RANK for init_process_group's env://; on CUDA this task's GPU
     environment = TorchDistributedEnvironment().export(set_cuda_visible_devices=cuda, overwrite=True)
     try:
-        return rank_job(OmegaConf.to_container(cfg, resolve=True), None, 0 if cuda else None)
+        # CUDA_VISIBLE_DEVICES now shows this task its own GPU only: cuda:0
+        return rank_job(OmegaConf.to_container(cfg, resolve=True), None, 0)
     except Exception as error:  # this task's own view: a peer's failure reaches it as a failed collective
         raise RankFailed(environment.rank, error) from error
 
@@ -260,12 +261,12 @@ def join(cfg: Any, tasks: int) -> dict[int, dict[str, Any]] | None:
 # ---------------------------------------------------------------------------------------- one rank
 
 
-def rank_job(config: dict, folder: str | None, gpu: int | None = -1) -> dict[str, Any] | Any:
+def rank_job(config: dict, folder: str | None, gpu: int | None = None) -> dict[str, Any] | Any:
     """One rank: join the process group, run the job, hand back its metrics.
 
     Under the elastic agent (`folder` set) every rank returns its own metrics, and a failure is kept
     in `folder` for root_cause; under SLURM (`folder` None) rank 0 gathers all ranks' metrics and
-    returns them, the others None. `gpu`: this rank's GPU index (-1: its local rank)."""
+    returns them, the others None. `gpu`: this rank's GPU index (None: its local rank's)."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the agent's stop ends a rank even inside a collective
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sweep's to handle (pinsweep.job.isolate)
     # a rank from the fork server would start its DataLoader workers from a fork server of its own; they
@@ -280,7 +281,7 @@ def rank_job(config: dict, folder: str | None, gpu: int | None = -1) -> dict[str
     timeout = datetime.timedelta(seconds=cfg.train.timeout_s + COLLECTIVE_MARGIN_S) if cfg.train.timeout_s else None
     joined = False
     try:
-        device = _rank_device(cfg, local_rank if gpu == -1 else gpu)
+        device = _rank_device(cfg, local_rank if gpu is None else gpu)
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=timeout, device_id=device if device.type == "cuda" else None)
         joined = True
@@ -315,7 +316,7 @@ def collective_timeout(error: Exception, timeout_s: float | None) -> Exception:
     return JobTimeout(f"a collective waited past train.timeout_s={timeout_s:g} + {COLLECTIVE_MARGIN_S:g} s: {first}")
 
 
-def _rank_device(cfg: Any, gpu: int | None) -> torch.device:
+def _rank_device(cfg: Any, gpu: int) -> torch.device:
     """The rank's device: its own GPU where CUDA trains the job (one GPU per rank), else the CPU."""
     wanted = str(cfg.train.device)
     if wanted == "cpu" or not torch.cuda.is_available():
@@ -327,7 +328,7 @@ def _rank_device(cfg: Any, gpu: int | None) -> torch.device:
             f"train.device={wanted} names one GPU; with train.ranks > 1 use train.device=cuda (rank r on GPU r)"
         )
     count = torch.cuda.device_count()
-    if gpu is None or gpu >= count:
+    if gpu >= count:
         raise ConfigError(
             f"train.ranks={cfg.train.ranks} needs a GPU per rank and {count} are visible here: "
             f"lower train.ranks to {count}, or train.device=cpu"
