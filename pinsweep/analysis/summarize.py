@@ -70,6 +70,19 @@ class Effect(str, Enum):
 INACTIVE_EFFECT = Effect.INACTIVE
 
 
+def effect_words(column: pd.Series) -> pd.Series:
+    """The effects table's `effect` column as it is declared: each row's Effect as its plain word, dtype
+    str, in every Tables however made (summarized, read back from effects.csv, made by hand). pandas does
+    not keep enum members in a column (pandas 3 with pyarrow infers them back to plain str on any `map`),
+    so the table holds words, checked here, and `effect_kinds` is the one place they become members."""
+    return pd.Series([Effect(word).value for word in column], index=column.index, dtype=str)
+
+
+def effect_kinds(effects: pd.DataFrame) -> pd.Series:
+    """Each effects row's `Effect` member (object dtype: pandas keeps them members, never re-infers them)."""
+    return pd.Series([Effect(word) for word in effects["effect"]], index=effects.index, dtype=object)
+
+
 class SummaryError(ValueError):
     """Bad input to the summarizer; the message says what to do."""
 
@@ -240,7 +253,7 @@ def inactive_axes(effects: pd.DataFrame) -> list[str]:
     source for plots, advice and report, also for tables read back from CSV or made by hand."""
     if effects.empty:
         return []
-    inactive = effects["effect"].map(Effect).eq(Effect.INACTIVE).groupby(effects["axis"], sort=False).all()
+    inactive = effect_kinds(effects).eq(Effect.INACTIVE).groupby(effects["axis"], sort=False).all()
     return [str(axis) for axis, flag in inactive.items() if flag]
 
 
@@ -405,7 +418,7 @@ def compare(
     summary["equivalent"] = pd.Series([None] * len(summary), dtype=object)
     summary["equivalence_margin"] = margin
     summary["inactive"] = False
-    effects["effect"] = pd.Series([Effect.NOT_RUN] * len(effects), index=effects.index, dtype=object)
+    kinds = [Effect.NOT_RUN] * len(effects)  # per effects row; the column is written once, as words
     for claim in (True, False):
         members = [c for c in contrasts if c.claim == claim and c.weights is not None]
         result = design.simultaneous(sweep.fit, [c.weights for c in members], critical=_look(sweep, members, stopping))
@@ -426,10 +439,11 @@ def compare(
                 summary.at[contrast.row, "equivalent"] = same
                 summary.at[contrast.row, "inactive"] = not claim
             else:
-                effects.at[contrast.row, "effect"] = _effect_word(flag, result.estimate[k], claim, sweep, same)
+                kinds[contrast.row] = _effect_word(flag, result.estimate[k], claim, sweep, same)
     for contrast in contrasts:  # an inactive axis is inactive, whether or not its strata ran
         if contrast.table == "effects" and not contrast.claim:
-            effects.at[contrast.row, "effect"] = Effect.INACTIVE
+            kinds[contrast.row] = Effect.INACTIVE
+    effects["effect"] = effect_words(pd.Series(kinds, index=effects.index, dtype=object))
 
 
 def _look(sweep: _Design, members: list[Contrast], stopping: sequential.Stopping | None) -> float | None:
@@ -567,6 +581,10 @@ class Tables:
     rows: pd.DataFrame | None = None
     stopping: sequential.Stopping | None = None  # rounds=auto: how many rounds ran and why the sweep stopped
 
+    def __post_init__(self) -> None:
+        if "effect" in self.effects:  # the declared column, whoever made the frame (`effect_words`)
+            self.effects = self.effects.assign(effect=effect_words(self.effects["effect"]))
+
     @property
     def failed(self) -> int:
         """Jobs that did not finish ok (failed, interrupted, missing, corrupt)."""
@@ -659,7 +677,7 @@ def read_effects(path: str | Path) -> pd.DataFrame:
     if len(effects) and text:
         effects[text] = pd.read_csv(path, usecols=text, dtype=str, keep_default_na=False)[text]
     if "effect" in effects:
-        effects["effect"] = effects["effect"].map(Effect).astype(object)
+        effects["effect"] = effect_words(effects["effect"])
     return effects
 
 

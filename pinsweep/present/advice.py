@@ -28,6 +28,7 @@ from pinsweep.analysis.summarize import (
     REPLICATE_KEYS,
     Effect,
     Tables,
+    effect_kinds,
     level_key,
     schema_defaults,
 )
@@ -462,7 +463,7 @@ def next_sweeps(sweep: Tables, focus: pd.Series | None, contended: bool) -> list
     overall = effects[effects["held_fixed"] == OVERALL] if not effects.empty else effects
     open_rows = overall[
         overall["axis"].isin(active)
-        & (overall["effect"].map(Effect) == Effect.NOT_SIGNIFICANT)
+        & (effect_kinds(overall) == Effect.NOT_SIGNIFICANT)
         & _column(overall, "repeats_needed").le(MAX_USEFUL_REPEATS)
     ]
     if len(open_rows):

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pinsweep.analysis.summarize import OVERALL, Effect, Tables
+from pinsweep.analysis.summarize import OVERALL, Effect, Tables, effect_kinds
 from pinsweep.outputs import output
 from pinsweep.present.advice import MAX_USEFUL_REPEATS, Advice, advise
 from pinsweep.present.plots import Plots, setup_title
@@ -105,7 +105,7 @@ def _change(effect: pd.Series) -> str:
 
 def _acting(effects: pd.DataFrame) -> pd.Series:
     """Which rows found a significant effect, either way."""
-    return effects["effect"].map(lambda effect: Effect(effect).acts).astype(bool)
+    return effect_kinds(effects).map(lambda kind: kind.acts).astype(bool)
 
 
 def _others(axis: str, axes: list[str]) -> str:
@@ -125,7 +125,7 @@ def _axis_sentence(
     name = short_name(axis, axes)
     others = _others(axis, axes)
     everywhere = f" at any {others}" if others else ""
-    kinds = overall["effect"].map(Effect)
+    kinds = effect_kinds(overall)
     if (kinds == Effect.INACTIVE).all():
         measured = ", ".join(_change(e).replace(" is ", " ratio, ") for _, e in overall.iterrows())
         return (
@@ -184,7 +184,7 @@ def _axis_sentences(effects: pd.DataFrame, axes: list[str], margin: float = 0.05
 
     def rank(axis: str) -> tuple[int, float]:
         mine = overall[overall["axis"] == axis]
-        kinds = mine["effect"].map(Effect)
+        kinds = effect_kinds(mine)
         group = 0 if _acting(mine).any() else 1 if kinds.map(lambda kind: kind.unknown).all() else 2
         group = 3 if (kinds == Effect.INACTIVE).all() else group
         return group, -max((_size(e) for _, e in mine.iterrows()), default=0.0)
