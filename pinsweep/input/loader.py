@@ -33,10 +33,11 @@ from typing import Any
 
 import torch
 from hydra.utils import get_method
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate
 
 from pinsweep.config import ConfigError
 from pinsweep.input import shard
+from pinsweep.input.accounting import EpochTally, TalliedCollate, WorkerTally
 from pinsweep.input.batch import PinnableCollate
 from pinsweep.input.data import BatchGatherDataset, collate_encoded
 from pinsweep.input.nodes import NodesLoader
@@ -67,29 +68,48 @@ def dataloader_arguments(loader_cfg: Any, train: bool) -> dict[str, Any]:
     return arguments
 
 
+def is_stream(dataset: Any) -> bool:
+    """An IterableDataset: it yields its own samples in its own order, split (or not) between workers and
+    ranks by its own code; DataLoader takes no sampler, no shuffle and no length from it."""
+    return isinstance(dataset, IterableDataset)
+
+
 class TorchLoader(Input):
     """A torch DataLoader. It keeps a weak reference to the epoch's iterator, so that dropping the
-    iterator still ends non-persistent workers inside the epoch they belong to."""
+    iterator still ends non-persistent workers inside the epoch they belong to. Its collate_fn is
+    tallied (pinsweep.input.accounting): what each worker yielded is read after every epoch."""
 
     def __init__(self, dataset: Dataset, loader_cfg: Any, train: bool, collate_fn: Any):
         arguments = dataloader_arguments(loader_cfg, train)
-        sampler = shard.train_sampler(dataset, loader_cfg.shuffle) if train else None
+        self.stream = is_stream(dataset)
+        if self.stream:  # DataLoader refuses a shuffle option for a stream ("expected unspecified shuffle")
+            arguments.pop("shuffle")
+        sampler = shard.train_sampler(dataset, loader_cfg.shuffle) if train and not self.stream else None
         if sampler is not None:  # one rank of several (train.ranks): its share, shuffled by the sampler
             arguments.update(sampler=sampler, shuffle=False)
         if loader_cfg.worker_threads is not None:
             arguments["worker_init_fn"] = shard.WorkerThreads(loader_cfg.worker_threads)
-        self.loader = DataLoader(dataset, collate_fn=collate_fn, **arguments)
+        # a stream with several workers is fingerprinted: its workers may all read the same samples
+        self.tally = WorkerTally(loader_cfg.num_workers, fingerprints=self.stream and loader_cfg.num_workers > 1)
+        self.loader = DataLoader(dataset, collate_fn=TalliedCollate(collate_fn, self.tally), **arguments)
         self.num_workers = loader_cfg.num_workers
         self.prefetch_factor = self.loader.prefetch_factor
         self._epoch: Any = None
+
+    def batches_per_epoch(self) -> int | None:
+        return None if self.stream else len(self.loader)
 
     def __len__(self) -> int:
         return len(self.loader)
 
     def __iter__(self) -> Iterator[Any]:
+        self.tally.reset()  # before iter(): persistent workers start the new epoch's batches only then
         iterator = iter(self.loader)
         self._epoch = weakref.ref(iterator)
         return iterator
+
+    def epoch_tally(self) -> EpochTally | None:
+        return self.tally.epoch()
 
     @property
     def ready_ahead(self) -> int:
@@ -169,6 +189,11 @@ def build_loader(dataset: Dataset, loader_cfg: Any, train: bool, collate_fn: Any
     if pin_active(loader_cfg):  # DataLoader's pinning passes over dataclasses: see pinsweep.input.batch
         collate_fn = PinnableCollate(collate_fn)
     if loader_cfg.engine == "nodes":
+        if is_stream(dataset):
+            raise ConfigError(
+                f"loader.engine=nodes samples a map-style dataset and {type(dataset).__name__} is an IterableDataset "
+                "(a stream that orders and splits itself): use loader.engine=dataloader"
+            )
         return NodesLoader(dataset, loader_cfg, train, collate_fn)
     return TorchLoader(dataset, loader_cfg, train, collate_fn)
 

@@ -59,6 +59,12 @@ class DevicePrefetcher(Input):
     def __len__(self) -> int:
         return len(self.source)
 
+    def batches_per_epoch(self) -> int | None:
+        return self.source.batches_per_epoch()
+
+    def epoch_tally(self) -> Any:
+        return self.source.epoch_tally()
+
     @property
     def ready_ahead(self) -> int:
         return self.source.ready_ahead + self.depth

@@ -5,7 +5,10 @@ stages and how they are built."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pinsweep.input.accounting import EpochTally
 
 
 class Input:
@@ -19,6 +22,14 @@ class Input:
 
     def __len__(self) -> int:
         raise NotImplementedError
+
+    def batches_per_epoch(self) -> int | None:
+        """Batches in one epoch as known before it runs; None for a stream, whose epoch ends when it does."""
+        return len(self)
+
+    def epoch_tally(self) -> EpochTally | None:
+        """What each worker yielded in the epoch just ended (pinsweep.input.accounting); None if not counted."""
+        return None
 
     @property
     def ready_ahead(self) -> int:

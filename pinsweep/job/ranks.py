@@ -443,6 +443,11 @@ def combine(figures: dict[int, dict[str, Any]], cfg: Any, cores: int) -> dict[st
         shared_device=any(m.get("shared_device", False) for m in ranks),
         peak_host_mb=max(m["peak_host_mb"] for m in ranks),
     )
+    # an epoch of the job is every rank's share of it (pinsweep.job.train.EpochAccounting)
+    for key in ("items_per_epoch", "samples_per_epoch", "batches_per_epoch", "idle_workers"):
+        values = [m.get(key) for m in ranks]
+        if all(isinstance(value, (int, float)) for value in values):
+            row[key] = sum(values)
     if any("peak_device_mb" in m for m in ranks):
         row["peak_device_mb"] = max(m.get("peak_device_mb", 0.0) for m in ranks)
     row.update(cpu_budget_figures(cfg, len(ranks), cores, int(slowest["torch_threads"])))

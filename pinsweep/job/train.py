@@ -10,6 +10,7 @@ Training is timed first, in a fresh process, so that nothing measured before it 
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import math
 import os
@@ -34,9 +35,10 @@ from tqdm import tqdm
 
 from pinsweep.analysis import stats
 from pinsweep.config import ConfigError, validate
+from pinsweep.input.accounting import EpochTally
 from pinsweep.input.batch import Mover, first_dim, map_batch, tensors
 from pinsweep.input.data import build_datasets, to_float_images
-from pinsweep.input.loader import build_input, with_device_prefetch
+from pinsweep.input.loader import build_input, is_stream, with_device_prefetch
 from pinsweep.input.prefetch import DevicePrefetcher, Staged
 from pinsweep.input.stage import Input
 from pinsweep.job import distributed
@@ -284,8 +286,12 @@ def inject_fault(fault: str | None, step: int, train_input: Input) -> None:
         time.sleep(0.5)  # let the loader notice the dead worker on the next fetch
 
 
-def steps_per_epoch(train_input: Any, train_cfg: Any, loader_cfg: Any) -> int:
-    steps = len(train_input)
+def steps_per_epoch(train_input: Input, train_cfg: Any, loader_cfg: Any) -> int | None:
+    """Steps in an epoch as known before it runs (train.max_steps_per_epoch caps it); None for a stream
+    (an IterableDataset), whose epoch is what it yields."""
+    steps = train_input.batches_per_epoch()
+    if steps is None:
+        return train_cfg.max_steps_per_epoch
     if steps == 0:
         raise ConfigError(
             f"the train split gives no batch with loader.batch_size={loader_cfg.batch_size} and loader.drop_last="
@@ -294,14 +300,15 @@ def steps_per_epoch(train_input: Any, train_cfg: Any, loader_cfg: Any) -> int:
     return min(steps, train_cfg.max_steps_per_epoch or steps)
 
 
-def warmup_steps(train_cfg: Any, epoch_steps: int) -> int:
-    """Steps left out of the steady state: as configured; else the first epoch when there are several."""
+def warmup_steps(train_cfg: Any, epoch_steps: int | None) -> int | None:
+    """Steps left out of the steady state: as configured; else the first epoch when there are several
+    (None: the first epoch of a stream, whose length is known once it has ended)."""
     if train_cfg.warmup_steps is None:
         if train_cfg.mode == "epochs" and train_cfg.epochs > 1:
             return epoch_steps
         return DEFAULT_WARMUP_STEPS
-    total = train_cfg.epochs * epoch_steps
-    if train_cfg.mode == "epochs" and train_cfg.warmup_steps >= total:
+    total = train_cfg.epochs * epoch_steps if epoch_steps else None
+    if train_cfg.mode == "epochs" and total is not None and train_cfg.warmup_steps >= total:
         raise ConfigError(
             f"train.warmup_steps={train_cfg.warmup_steps} leaves no timed step of this run's {total} "
             f"({train_cfg.epochs} epochs x {epoch_steps}): set it below {total} or raise train.epochs"
@@ -318,17 +325,21 @@ def start_window(device: torch.device, timer: StepTimer) -> float:
     return start
 
 
-def train(trainer: Trainer, train_input: Input, cfg: Any) -> tuple[dict[str, Any], Any]:
+def train(
+    trainer: Trainer, train_input: Input, cfg: Any, claimed_samples: int | None = None
+) -> tuple[dict[str, Any], Any]:
     """Timed training: the row's training metrics, and the last whole batch training moved to the device
     (for the compute-only ceiling: an epoch's short last batch would understate it).
 
     Epoch times are wall clock with the device synced at each epoch boundary. The steady-state window
     runs from the end of the warm-up to the end of the last step (after the last epoch's
-    train-accuracy pass, if any), synced at both ends. When this returns, no worker of the training
-    loader is running."""
+    train-accuracy pass, if any), synced at both ends. An epoch is what the loader yields: a stream's
+    (an IterableDataset's; `claimed_samples` is its __len__, if it has one) ends when the stream does.
+    When this returns, no worker of the training loader is running."""
     train_cfg, device = cfg.train, trainer.device
     epoch_steps = steps_per_epoch(train_input, train_cfg, cfg.loader)
-    warmup = warmup_steps(train_cfg, epoch_steps)
+    full_epoch = train_input.batches_per_epoch()  # None: a stream
+    warmup = warmup_steps(train_cfg, epoch_steps)  # None: a stream's first epoch, counted as it runs
     adaptive = train_cfg.mode == "adaptive"
     rule = StopRule(train_cfg.target_ci, train_cfg.min_steps, train_cfg.budget_s) if adaptive else None
     vote = distributed.StopVote() if adaptive else None  # several ranks stop at the same step
@@ -337,8 +348,9 @@ def train(trainer: Trainer, train_input: Input, cfg: Any) -> tuple[dict[str, Any
     side_copies = []  # loader.device_prefetch: each step's copy on the side stream, as (start, end) events
     loss, batch, whole_batch = torch.zeros(()), None, None
     unit = steps.unit_of(cfg)
+    accounting = EpochAccounting(cfg.loader, unit, claimed_samples)
     # <unit>/s while it runs; tqdm stays silent when stderr is not a terminal (CI, SLURM logs)
-    known_total = not adaptive and not train_cfg.count  # a batch's items are known ahead only as its size
+    known_total = not adaptive and not train_cfg.count and epoch_steps  # items known ahead only as batch sizes
     progress = tqdm(
         total=train_cfg.epochs * epoch_steps * cfg.loader.batch_size if known_total else None,
         unit=f" {unit}",
@@ -358,12 +370,14 @@ def train(trainer: Trainer, train_input: Input, cfg: Any) -> tuple[dict[str, Any
         epoch_start = time.perf_counter()
         timer.wait_started()  # the first wait of an epoch includes iter(): worker start-up
         batches = iter(train_input)
-        for step_in_epoch in range(epoch_steps):
+        epoch_first_step, ended = len(timer), False
+        for step_in_epoch in range(epoch_steps) if epoch_steps else itertools.count():
             if step_in_epoch:
                 timer.wait_started()
             try:
                 host_batch = next(batches)
             except StopIteration:
+                ended = True
                 break
             timer.batch_ready()
             batch = trainer.to_device(host_batch)
@@ -391,6 +405,13 @@ def train(trainer: Trainer, train_input: Input, cfg: Any) -> tuple[dict[str, Any
                 )
                 if stop:
                     break
+        taken = len(timer) - epoch_first_step
+        # whole: the stream ended, or every batch the loader has for an epoch was taken (not cut short)
+        whole = ended or (not stop and taken == full_epoch)
+        accounting.epoch_ended(epoch, step_items[epoch_first_step:], whole, train_input.epoch_tally())
+        if warmup is None:  # a stream's first epoch was the warm-up: its length is known now
+            warmup = len(timer)
+            steady_start = start_window(device, timer)
         if train_cfg.train_accuracy_pass:  # the notebook timed this inside every epoch
             trainer.evaluate(train_input)
             timer.resume()  # neither waiting for data nor training: not the next step's stall
@@ -409,6 +430,11 @@ def train(trainer: Trainer, train_input: Input, cfg: Any) -> tuple[dict[str, Any
     if steady_start is None:  # fewer steps than the default warm-up: report the whole run, and say so
         log.warning("only %d steps, fewer than %d warm-up steps: steady state includes warm-up", len(timer), warmup)
         warmup, steady_start = 0, run_start
+    if len(timer) <= warmup:  # nothing was timed after the warm-up: no throughput to report
+        raise ConfigError(
+            f"no step was timed after the warm-up: the run took {len(timer)} steps and its warm-up "
+            f"{warmup}; raise train.epochs, or set train.warmup_steps below {len(timer)}"
+        )
     return {
         "epochs_run": len(epoch_s),
         "epoch_times_s": [round(s, 6) for s in epoch_s],
@@ -416,6 +442,7 @@ def train(trainer: Trainer, train_input: Input, cfg: Any) -> tuple[dict[str, Any
         "first_epoch_s": epoch_s[0],
         "train_s": run_end - run_start,
         **steady_metrics(timer.times(), warmup, sum(step_items[warmup:]), window_end - steady_start, unit),
+        **accounting.row(),
         "first_batch_s_median": float(np.median(first_batch_s)),
         # device_prefetch: the copies the side stream ran in the steady window, overlapped or not
         "side_copy_s": sum(start.elapsed_time(end) for start, end in side_copies[warmup:]) / 1000.0,
@@ -423,6 +450,69 @@ def train(trainer: Trainer, train_input: Input, cfg: Any) -> tuple[dict[str, Any
         # a diverged run (NaN or inf) is still timed, but its numbers describe no real training
         "loss_finite": math.isfinite(float(loss)),
     }, whole_batch
+
+
+class EpochAccounting:
+    """What each epoch yielded, checked as it ends: the row's items, samples and batches per epoch (the
+    first whole epoch's) and the batches each worker gave; a stream read whole by every worker is a
+    config that cannot be measured (invalid); idle workers and a stream longer or shorter than its
+    __len__ are named in the log and kept in the row."""
+
+    def __init__(self, loader_cfg: Any, unit: str, claimed_samples: int | None):
+        self.num_workers = loader_cfg.num_workers
+        self.unit = unit
+        self.claimed_samples = claimed_samples
+        self.first_whole: dict[str, Any] | None = None
+
+    def epoch_ended(self, epoch: int, items: list[int], whole: bool, tally: EpochTally | None) -> None:
+        if not items:
+            raise ConfigError(
+                f"the train split yielded no batch in epoch {epoch + 1}: a dataset must yield its samples anew "
+                "each time it is iterated (an IterableDataset's __iter__ starts the stream again), "
+                "and hold at least one batch"
+            )
+        if tally is not None and (pair := tally.same_stream()) is not None:
+            raise ConfigError(
+                f"loader.num_workers={self.num_workers}: workers {pair[0]} and {pair[1]} yielded the same samples, "
+                f"so every sample is loaded {self.num_workers} times: split the stream between workers in the "
+                "IterableDataset with torch.utils.data.get_worker_info() (webdataset: wds.split_by_worker), "
+                "or set loader.num_workers=0"
+            )
+        if not whole or self.first_whole is not None:
+            return
+        self.first_whole = {
+            "items_per_epoch": sum(items),
+            "batches_per_epoch": len(items),
+            "samples_per_epoch": tally.samples if tally is not None and tally.samples is not None else math.nan,
+        }
+        if tally is None:
+            return
+        self.first_whole["worker_batches"] = tally.worker_batches
+        self.first_whole["idle_workers"] = len(idle := tally.idle_workers())
+        if idle:
+            log.warning(
+                "loader.num_workers=%d: worker%s %s yielded no batch in epoch %d (the data has fewer shards or "
+                "batches than workers): those workers cost memory and start-up for nothing; lower "
+                "loader.num_workers to %d, or split the data into more shards",
+                self.num_workers,
+                "s" if len(idle) > 1 else "",
+                ", ".join(map(str, idle)),
+                epoch + 1,
+                self.num_workers - len(idle),
+            )
+        if self.claimed_samples is not None and tally.samples is not None and tally.samples != self.claimed_samples:
+            log.warning(
+                "the IterableDataset's __len__ says %d samples and its stream yielded %d in epoch %d: an epoch is "
+                "what the stream yields; the real count is recorded (samples_per_epoch)",
+                self.claimed_samples,
+                tally.samples,
+                epoch + 1,
+            )
+
+    def row(self) -> dict[str, Any]:
+        """The row's accounting columns; NaN where no epoch ran whole (cut by max_steps_per_epoch, adaptive)."""
+        empty = {"items_per_epoch": math.nan, "batches_per_epoch": math.nan, "samples_per_epoch": math.nan}
+        return {**empty, "idle_workers": 0, **(self.first_whole or {})}
 
 
 def samples_in(batch: Any) -> int:
@@ -555,6 +645,14 @@ def loader_ceiling(trainer: Trainer, train_input: Input, train_cfg: Any) -> Ceil
 # ------------------------------------------------------------------------------------------------ job
 
 
+def declared_length(dataset: Any) -> int | None:
+    """The dataset's own __len__, None where it has none (a stream)."""
+    try:
+        return len(dataset)
+    except TypeError:
+        return None
+
+
 def peak_host_memory_mb() -> float:
     """Peak resident memory of this process (Linux reports kilobytes)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -588,6 +686,16 @@ def run_job(cfg: Any) -> dict[str, Any]:
         )
 
     train_set, test_set = build_datasets(cfg.data)
+    stream = is_stream(train_set)
+    if stream and cfg.loader.shuffle:
+        log.info("loader.shuffle: the IterableDataset orders its own stream; DataLoader shuffles no stream")
+    if stream and distributed.several_ranks():
+        log.info(
+            "train.ranks=%d with an IterableDataset: each rank reads what the dataset gives it; no sampler is "
+            "wrapped around a stream, so split it between ranks in the dataset (torch.distributed.get_rank(); "
+            "webdataset: wds.split_by_node), or every rank trains on the whole stream",
+            cfg.train.ranks,
+        )
     train_input = build_input(train_set, cfg.data, cfg.loader, device, True, cfg.train.seed)
     trainer = Trainer(build_model(cfg.model), cfg, device)
     trainer.model = distributed.wrap(trainer.model, device)  # DDP when the job has several ranks
@@ -600,7 +708,7 @@ def run_job(cfg: Any) -> dict[str, Any]:
 
     setup_s = time.perf_counter() - job_start  # datasets, loader, model: before the first step
     with time_limit(cfg.train.timeout_s), exclusive_device(device) as shared_device:
-        metrics, last_batch = train(trainer, train_input, cfg)
+        metrics, last_batch = train(trainer, train_input, cfg, declared_length(train_set) if stream else None)
         metrics["setup_s"] = setup_s
         trainer.model = distributed.bare(trainer.model)  # trained: ceilings and evaluation are one rank's own
         if cfg.train.ceiling_steps and last_batch is not None:
@@ -616,6 +724,9 @@ def run_job(cfg: Any) -> dict[str, Any]:
             metrics["eval_s"] = time.perf_counter() - start
 
     metrics["device"] = str(device)
+    metrics["stream"] = stream  # an IterableDataset: its epoch is what it yields, its order its own
+    metrics["shuffle_active"] = bool(cfg.loader.shuffle and not stream)
+    metrics["dataset_len"] = declared_length(train_set) if declared_length(train_set) is not None else math.nan
     metrics["shared_device"] = shared_device
     metrics.update(device_environment(device))
     metrics["pin_memory_active"] = bool(cfg.loader.pin_memory and device.type == "cuda")
