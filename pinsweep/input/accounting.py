@@ -78,24 +78,35 @@ class WorkerTally:
         self.prints = torch.zeros(slots, FINGERPRINTS if fingerprints else 0, dtype=torch.int64).share_memory_()
         self.printed = torch.zeros(slots, dtype=torch.int64).share_memory_()
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key != "_arrays"}  # views are per process
+
+    def _counters(self) -> tuple[np.ndarray, ...]:
+        """NumPy views of the shared tensors, made once per process: a count through them costs ~0.1 us,
+        through torch's indexing ~5 us."""
+        if getattr(self, "_arrays", None) is None:
+            self._arrays = tuple(t.numpy() for t in (self.batches, self.samples, self.prints, self.printed))
+        return self._arrays
+
     def reset(self) -> None:
         for counter in (self.batches, self.samples, self.prints, self.printed):
             counter.zero_()
 
     def record(self, worker: int, samples: Any) -> None:
         """One batch collated by `worker` from `samples` (what DataLoader handed the collate_fn)."""
-        self.batches[worker] += 1
+        batches, counted, prints, printed = self._counters()
+        batches[worker] += 1
         if not isinstance(samples, list):  # a dataset's own __getitems__ batch: its samples are not counted
-            self.samples[worker] = -1
+            counted[worker] = -1
             return
-        if self.samples[worker] >= 0:
-            self.samples[worker] += len(samples)
-        room = self.prints.shape[1] - int(self.printed[worker])
+        if counted[worker] >= 0:
+            counted[worker] += len(samples)
+        room = prints.shape[1] - int(printed[worker])
         if room > 0 and samples:
             taken = samples[:room]
-            start = int(self.printed[worker])
-            self.prints[worker, start : start + len(taken)] = torch.tensor([fingerprint(s) for s in taken])
-            self.printed[worker] += len(taken)
+            start = int(printed[worker])
+            prints[worker, start : start + len(taken)] = [fingerprint(sample) for sample in taken]
+            printed[worker] += len(taken)
 
     def epoch(self) -> EpochTally:
         """What the workers yielded in the epoch just ended."""
