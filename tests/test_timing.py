@@ -179,3 +179,47 @@ def test_the_stop_rule_imports_scipy_before_the_clock_starts():
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_nothing_syncs_the_device_inside_the_timed_window(compose_cfg, tiny_job, monkeypatch):
+    """Issue 30, item 3: a sync at each epoch boundary drained the GPU's queue before workers stopped and
+    started, charging non-persistent workers an overlap a real loop has. Syncs are counted through the
+    one function that issues them: only at the window's two ends (and before it)."""
+    from pinsweep.input.data import build_datasets
+    from pinsweep.input.loader import build_input
+    from pinsweep.job import train as job
+    from pinsweep.job.model import build_model
+
+    cfg = compose_cfg(*tiny_job, "train.epochs=3")  # 4 steps an epoch; the first epoch is the warm-up
+    events = []
+    monkeypatch.setattr(job, "synchronize", lambda device: events.append("sync"))
+    computed = StepTimer.computed
+    monkeypatch.setattr(StepTimer, "computed", lambda timer: (computed(timer), events.append("step")))
+    device = torch.device("cpu")
+    train_input = build_input(build_datasets(cfg.data)[0], cfg.data, cfg.loader, device, True, 1)
+    metrics, _ = job.train(job.Trainer(build_model(cfg.model), cfg, device), train_input, cfg)
+    steps_before_each_sync = [events[:i].count("step") for i, event in enumerate(events) if event == "sync"]
+    assert metrics["warmup_steps"] == 4 and metrics["steps"] == 12
+    assert not [n for n in steps_before_each_sync if 4 < n < 12], steps_before_each_sync
+    assert 4 in steps_before_each_sync and 12 in steps_before_each_sync  # the window's two ends
+    assert len(metrics["epoch_times_s"]) == 3 and all(s > 0 for s in metrics["epoch_times_s"])
+
+
+def test_the_device_memory_peak_is_read_when_training_ends(compose_cfg, tiny_job, monkeypatch):
+    """Issue 30, item 4: peak_device_mb was read after the compute ceiling (a deep copy of the model with
+    fresh optimizer state), the loader ceiling and evaluation: the job's peak, not training's."""
+    from pinsweep.job import train as job
+
+    calls = []
+
+    def recorded(name, function):
+        def call(*args, **kwargs):
+            calls.append(name)
+            return function(*args, **kwargs)
+
+        return call
+
+    for name in ("train", "device_peak_mb", "compute_ceiling", "loader_ceiling"):
+        monkeypatch.setattr(job, name, recorded(name, getattr(job, name)))
+    job.run_job(compose_cfg(*tiny_job, "train.evaluate=false"))
+    assert calls[:3] == ["train", "device_peak_mb", "compute_ceiling"], calls

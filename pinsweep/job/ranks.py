@@ -448,8 +448,9 @@ def combine(figures: dict[int, dict[str, Any]], cfg: Any, cores: int) -> dict[st
         values = [m.get(key) for m in ranks]
         if all(isinstance(value, (int, float)) for value in values):
             row[key] = sum(values)
-    if any("peak_device_mb" in m for m in ranks):
-        row["peak_device_mb"] = max(m.get("peak_device_mb", 0.0) for m in ranks)
+    for key in ("peak_device_mb", "peak_device_job_mb"):
+        if any(key in m for m in ranks):
+            row[key] = max(m.get(key, 0.0) for m in ranks)
     row.update(cpu_budget_figures(cfg, len(ranks), cores, int(slowest["torch_threads"])))
     row[RANK_FIGURES] = [{key: m.get(key) for key in RANK_COLUMNS} for m in ranks]
     row.pop("rank", None)

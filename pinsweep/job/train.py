@@ -331,10 +331,11 @@ def train(
     """Timed training: the row's training metrics, and the last whole batch training moved to the device
     (for the compute-only ceiling: an epoch's short last batch would understate it).
 
-    Epoch times are wall clock with the device synced at each epoch boundary. The steady-state window
-    runs from the end of the warm-up to the end of the last step (after the last epoch's
-    train-accuracy pass, if any), synced at both ends. An epoch is what the loader yields: a stream's
-    (an IterableDataset's; `claimed_samples` is its __len__, if it has one) ends when the stream does.
+    Epoch times are marks on the device's timeline (the host clock on the CPU), read at the end; nothing
+    syncs the device at an epoch boundary. The steady-state window runs from the end of the warm-up to
+    the end of the last step (after the last epoch's train-accuracy pass, if any), synced at both ends.
+    An epoch is what the loader yields: a stream's (an IterableDataset's; `claimed_samples` is its
+    __len__, if it has one) ends when the stream does.
     When this returns, no worker of the training loader is running."""
     train_cfg, device = cfg.train, trainer.device
     epoch_steps = steps_per_epoch(train_input, train_cfg, cfg.loader)
@@ -344,7 +345,7 @@ def train(
     rule = StopRule(train_cfg.target_ci, train_cfg.min_steps, train_cfg.budget_s) if adaptive else None
     vote = distributed.StopVote() if adaptive else None  # several ranks stop at the same step
     timer = StepTimer(device)
-    epoch_s, first_batch_s, step_items = [], [], []
+    first_batch_s, step_items = [], []
     side_copies = []  # loader.device_prefetch: each step's copy on the side stream, as (start, end) events
     loss, batch, whole_batch = torch.zeros(()), None, None
     unit = steps.unit_of(cfg)
@@ -365,9 +366,11 @@ def train(
     window_end = math.nan
 
     epoch, stop = 0, False
+    # epoch boundaries are marks on the device's timeline, read once training is over: a sync at each
+    # boundary would drain the GPU's queue before the loader's workers stop and start, which a real loop
+    # hides behind queued steps (no host sync inside the timed window, as pinsweep.job.timing promises)
+    epoch_marks = [timer.clock.mark()]
     while not stop and (adaptive or epoch < train_cfg.epochs):
-        synchronize(device)
-        epoch_start = time.perf_counter()
         timer.wait_started()  # the first wait of an epoch includes iter(): worker start-up
         batches = iter(train_input)
         epoch_first_step, ended = len(timer), False
@@ -420,9 +423,11 @@ def train(
             distributed.barrier(device)  # several ranks: the window ends when the last rank's last step does
             window_end = time.perf_counter()
         del batches  # shuts non-persistent workers down inside the epoch they belong to
-        synchronize(device)
-        epoch_s.append(time.perf_counter() - epoch_start)
+        epoch_marks.append(timer.clock.mark())
         epoch += 1
+
+    synchronize(device)  # every mark has been reached: the epochs' times can be read
+    epoch_s = [timer.clock.seconds(start, end) for start, end in itertools.pairwise(epoch_marks)]
 
     run_end = time.perf_counter()
     train_input.shutdown()  # persistent workers stopped mid-epoch would prefetch beside the ceilings
@@ -653,6 +658,13 @@ def declared_length(dataset: Any) -> int | None:
         return None
 
 
+def device_peak_mb(device: torch.device) -> float:
+    """Peak device memory allocated since the job reset it before training (MiB); NaN on the CPU."""
+    if device.type != "cuda":
+        return math.nan
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
 def peak_host_memory_mb() -> float:
     """Peak resident memory of this process (Linux reports kilobytes)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -709,6 +721,7 @@ def run_job(cfg: Any) -> dict[str, Any]:
     setup_s = time.perf_counter() - job_start  # datasets, loader, model: before the first step
     with time_limit(cfg.train.timeout_s), exclusive_device(device) as shared_device:
         metrics, last_batch = train(trainer, train_input, cfg, declared_length(train_set) if stream else None)
+        training_peak_mb = device_peak_mb(device)  # before the ceilings' model copy and evaluation add theirs
         metrics["setup_s"] = setup_s
         trainer.model = distributed.bare(trainer.model)  # trained: ceilings and evaluation are one rank's own
         if cfg.train.ceiling_steps and last_batch is not None:
@@ -733,5 +746,6 @@ def run_job(cfg: Any) -> dict[str, Any]:
     metrics["device_prefetch_active"] = isinstance(train_input, DevicePrefetcher)
     metrics["peak_host_mb"] = peak_host_memory_mb()
     if device.type == "cuda":
-        metrics["peak_device_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+        metrics["peak_device_mb"] = training_peak_mb  # training's own: what the loader settings change
+        metrics["peak_device_job_mb"] = device_peak_mb(device)  # with the ceilings and evaluation
     return metrics
