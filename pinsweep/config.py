@@ -7,11 +7,13 @@ job runs. `validate()` adds the checks a type cannot express (ranges, combinatio
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any, Dict, Optional
 
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 
 class Choice(str, Enum):
@@ -55,11 +57,11 @@ Fault = Choice("Fault", [(name, name) for name in ("raise", "oom", "kill_worker"
 
 @dataclass
 class ModelConfig:
-    name: str = MISSING  # resnet34 | resnet18 | tiny | custom (then _target_ names your nn.Module)
-    num_classes: int = 10  # output classes; CIFAR-10 has 10 (a custom class gets it only if it takes num_classes)
+    name: str = MISSING  # resnet34 | resnet18 | tiny | custom (then _target_ builds your nn.Module)
+    num_classes: int = 10  # output classes; CIFAR-10 has 10 (custom: passed only where _target_ names num_classes)
     width: int = 16  # channels of the first layer of the `tiny` CNN (ignored by the ResNets)
-    _target_: Optional[str] = None  # dotted path of your own nn.Module class (model=custom)
-    kwargs: Dict[str, Any] = field(default_factory=dict)  # keyword arguments for _target_ (all it is built with)
+    _target_: Optional[str] = None  # dotted path of a class or function returning your nn.Module (model=custom)
+    kwargs: Dict[str, Any] = field(default_factory=dict)  # its arguments, built as hydra.utils.instantiate builds them
 
 
 @dataclass
@@ -72,12 +74,16 @@ class DataConfig:
     test_size: Optional[int] = None  # synthetic: images in the test split; cifar10: first N only
     sample_delay_ms: float = 0.0  # synthetic: sleep per sample, to mimic a slow disk or decoder
     seed: int = 0  # synthetic: seed of the generated images
-    _target_: Optional[str] = None  # dotted path of your own Dataset class (data=custom)
-    kwargs: Dict[str, Any] = field(default_factory=dict)  # keyword arguments for _target_
-    split_arg: Optional[str] = "train"  # custom: the keyword that picks the split (True/False)
+    _target_: Optional[str] = None  # dotted path of a class or function returning your dataset (data=custom)
+    kwargs: Dict[str, Any] = field(default_factory=dict)  # custom: arguments of both splits (nested _target_s built)
+    train_kwargs: Dict[str, Any] = field(default_factory=dict)  # custom: the train split's, each key over kwargs'
+    test_kwargs: Dict[str, Any] = field(default_factory=dict)  # custom: the test split's (split_arg=null: {} = no test)
+    split_arg: Optional[str] = "train"  # custom: the keyword that picks the split (True/False); null: the *_kwargs do
     image_size: int = 224  # imagefolder: side of the crops the model sees (random resized crop / center crop)
     decoder: Decoder = Decoder.pil  # imagefolder: pil | torchvision (CPU decode_jpeg) | nvjpeg (GPU decode_jpeg)
-    collate_fn: Optional[str] = None  # dotted path of your collate_fn(samples) -> batch (both engines); null = torch's
+    # your collate_fn(samples) -> batch (both engines): a dotted path, or a node with a _target_ that builds it;
+    # null = torch's. Any: OmegaConf types no str-or-node union, so validate() checks it
+    collate_fn: Any = None
 
 
 @dataclass
@@ -180,6 +186,7 @@ def validate(cfg: Any) -> None:
         raise ConfigError("train.inject_fault=kill_worker needs a worker to kill: set loader.num_workers >= 1")
     _validate_train(train)
     _validate_input(data, loader)
+    _validate_own(cfg.model, data)
     for size_key in ("train_size", "test_size"):
         size = data[size_key]
         if size is not None and size < 1:
@@ -210,6 +217,53 @@ def _validate_input(data: Any, loader: Any) -> None:
         )
     if data.collate_fn and data.decoder == Decoder.nvjpeg:
         raise ConfigError("data.decoder=nvjpeg collates the encoded files itself: set data.collate_fn=null")
+
+
+SHIPPED_DATA = ("cifar10", "synthetic", "imagefolder")
+SHIPPED_MODELS = ("resnet34", "resnet18", "tiny")
+
+
+def _validate_own(model: Any, data: Any) -> None:
+    """data=custom and model=custom: what each split and the model are built from. Whether the callables
+    import, take these arguments and build is known only when they are built (instantiate_node below)."""
+    for prefix, group, shipped, keys in (
+        ("model", model, SHIPPED_MODELS, ("_target_", "kwargs")),
+        ("data", data, SHIPPED_DATA, ("_target_", "kwargs", "train_kwargs", "test_kwargs")),
+    ):
+        for key in keys:
+            if group.name in shipped and group[key]:  # pinsweep builds its own options: these would go unread
+                raise ConfigError(
+                    f"{prefix}.{key} builds your own {prefix} and {prefix}={group.name} is pinsweep's: "
+                    f"add {prefix}=custom (with {prefix}._target_), or remove {prefix}.{key}"
+                )
+    for key, arguments in (
+        ("model.kwargs", model.kwargs),
+        ("data.kwargs", data.kwargs),
+        ("data.train_kwargs", data.train_kwargs),
+        ("data.test_kwargs", data.test_kwargs),
+    ):
+        for reserved in ("_target_", "_partial_"):  # nested nodes may hold both; the top is pinsweep's to call
+            if reserved in arguments:
+                owner = key.split(".")[0]
+                raise ConfigError(
+                    f"{key}.{reserved}: {owner}._target_ names what is built, and pinsweep calls it "
+                    f"(a partial is no {owner}); remove {key}.{reserved}"
+                )
+        if data.split_arg is not None and key.startswith("data") and data.split_arg in arguments:
+            raise ConfigError(
+                f"{key}.{data.split_arg}: data.split_arg={data.split_arg} already passes {data.split_arg}=True to "
+                f"the train split and False to the test split; remove it, or set data.split_arg=null and give "
+                "each split its own arguments in data.train_kwargs and data.test_kwargs"
+            )
+    collate = data.collate_fn
+    is_path = isinstance(collate, str)  # "" is unset, as null
+    is_node = OmegaConf.is_dict(collate) and isinstance(collate.get("_target_"), str) and collate._target_.strip()
+    if collate is not None and not (is_path or is_node):
+        shown = OmegaConf.to_container(collate) if OmegaConf.is_config(collate) else collate
+        raise ConfigError(
+            f"data.collate_fn={shown!r}: give the dotted path of a function (data.collate_fn=mypkg.collate), "
+            "or a node whose _target_ builds one (data.collate_fn._target_=transformers.DataCollatorWithPadding)"
+        )
 
 
 def _validate_budget(train: Any, loader: Any, data: Any) -> None:
@@ -256,3 +310,77 @@ def _validate_train(train: Any) -> None:
             "train.optimizer needs a _target_: the dotted path of a torch.optim class, e.g. "
             "train.optimizer._target_=torch.optim.SGD"
         )
+
+
+# ------------------------------------------------------------------------ your callables, built from nodes
+# data=custom, model=custom and a data.collate_fn node are built by hydra.utils.instantiate itself, so a
+# node means what it means in any Hydra app: `_target_` any callable (a class, a factory function,
+# timm.create_model), nested `_target_`s built first, `_partial_`, `_args_`, `_recursive_`, `_convert_`.
+# `_convert_="all"` is the default (a node may set its own): your code receives plain dicts and lists,
+# never DictConfig, which is no `dict` to isinstance or to libraries' type checks, and pickles its parent
+# config into every worker. "partial" differs only in leaving structured-config nodes as DictConfig, and
+# these nodes, plain dicts from YAML and the command line, never hold one: "all" says the intent outright.
+
+
+def plain(node: Any) -> dict[str, Any]:
+    """A config node as a plain dict, its interpolations resolved against the whole config."""
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
+
+
+def instantiate_node(
+    node: dict[str, Any], key: str, building: str, nested_key: Callable[[str], str] | None = None
+) -> Any:
+    """What `node` builds, as hydra.utils.instantiate(node) builds it. A failure is one ConfigError line:
+    the config key of the node that failed (`key`, or `nested_key(path)` for a nested node, `path` as
+    Hydra names it, e.g. `transform.transforms[0]`; by default under `key`) and the real cause."""
+    from hydra.utils import instantiate  # the schema alone imports no Hydra machinery
+
+    try:
+        return instantiate({"_convert_": "all", **node})
+    except Exception as error:
+        nested = re.search(r"^full_key: (\S+)$", str(error), re.MULTILINE)
+        if nested:
+            path, target = _nested_node(node, nested.group(1))
+            failed_key = (nested_key or (lambda path: f"{key}.{path}"))(path)
+        else:
+            failed_key, target = key, node.get("_target_")
+        raise ConfigError(_failure(f"{failed_key}._target_={target}", building, error)) from error
+
+
+def _nested_node(node: dict[str, Any], full_key: str) -> tuple[str, Any]:
+    """The path and `_target_` of the nested node Hydra's error names. Hydra writes a list's item with no
+    brackets (`_args_0`, `transforms.transforms1`): the bracketed path is tried too."""
+    config = OmegaConf.create(node)
+    for path in (full_key, re.sub(r"(?<=\D)(\d+)(?=\.|$)", r"[\1]", full_key)):
+        target = OmegaConf.select(config, f"{path}._target_", default=None)
+        if target is not None:
+            return path, target
+    return full_key, None
+
+
+def call_built(factory: Callable[..., Any], node: dict[str, Any], key: str, building: str, **more: Any) -> Any:
+    """factory(**more), where `factory` is instantiate_node's partial of `node` (so pinsweep can read the
+    callable's signature before calling it); what it raises is one line, as instantiate_node's."""
+    try:
+        return factory(**more)
+    except Exception as error:
+        raise ConfigError(_failure(f"{key}._target_={node.get('_target_')}", building, error)) from error
+
+
+def _failure(what: str, building: str, error: BaseException) -> str:
+    """`what` failed to import or raised: the line says which, with the real cause, not Hydra's wrapping
+    (its ImportError's last lines, or the callable's own exception)."""
+    from hydra.errors import InstantiationException
+
+    cause = error
+    while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    if isinstance(cause, ImportError) and str(cause).startswith("Error loading") and cause.__cause__ is not None:
+        return f"{what}: does not import ({_one_line(cause.__cause__)}): give an importable dotted path"
+    return f"{what}: building {building} raised {_one_line(cause)}"
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    text = text.replace(", set env var HYDRA_FULL_ERROR=1 to see chained exception.", "")
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -16,15 +16,16 @@ The loaders that serve these datasets, and the device-resident split, are built 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import get_class
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import datasets, transforms
@@ -32,7 +33,7 @@ from torchvision.datasets.utils import check_integrity
 from torchvision.io import ImageReadMode, decode_jpeg, read_file
 from torchvision.transforms import v2
 
-from pinsweep.config import ConfigError
+from pinsweep.config import ConfigError, call_built, instantiate_node, plain
 
 log = logging.getLogger(__name__)
 
@@ -196,17 +197,61 @@ def build_datasets(data_cfg: Any) -> tuple[Dataset, Dataset | None]:
         train = SyntheticCIFAR10(data_cfg.train_size or 50000, data_cfg.seed, True, data_cfg.sample_delay_ms)
         test = SyntheticCIFAR10(data_cfg.test_size or 10000, data_cfg.seed, False)
     elif data_cfg._target_:
-        dataset_class = get_class(data_cfg._target_)
-        kwargs = dict(data_cfg.kwargs)
-        if data_cfg.split_arg is None:
-            train, test = dataset_class(**kwargs), None
-        else:
-            train = dataset_class(**kwargs, **{data_cfg.split_arg: True})
-            test = dataset_class(**kwargs, **{data_cfg.split_arg: False})
+        train, test = _custom(data_cfg, "train"), _custom(data_cfg, "test")
     else:
         raise ConfigError(f"data.name={name}: choose data=cifar10, data=synthetic, or data=custom with data._target_")
-    log.info("data: %s, %d train / %s test images", name, len(train), len(test) if test is not None else "no")
+    log.info("data: %s, train %s, test %s", name, _size(train), _size(test))
     return train, test
+
+
+def _size(dataset: Any) -> str:
+    """A split's size for the log, in samples whatever they are; a stream (no __len__) has none to ask."""
+    if dataset is None:
+        return "none"
+    if not hasattr(dataset, "__len__"):
+        return "streaming"
+    return f"{len(dataset)} samples"
+
+
+def _custom(data_cfg: Any, split: str) -> Any:
+    """One split of data=custom: data._target_ (a class or any callable returning a dataset) called with
+    data.kwargs, each key of data.<split>_kwargs replacing kwargs' whole (a split's transform is its own,
+    not a blend of two), built as hydra.utils.instantiate builds them. data.split_arg (default `train`)
+    adds <split_arg>=True / False; with split_arg=null the test split exists only where data.test_kwargs
+    sets something. None: no test split (no test pass)."""
+    own = data_cfg[f"{split}_kwargs"]
+    if data_cfg.split_arg is None and split == "test" and not own:
+        return None
+    node = {"_target_": data_cfg._target_, **plain(data_cfg.kwargs), **plain(own)}
+
+    def config_key(path: str) -> str:  # a nested node that fails, named where it was configured
+        source = f"{split}_kwargs" if re.split(r"[.\[]", path)[0] in own else "kwargs"
+        return f"data.{source}.{path}"
+
+    factory = instantiate_node({**node, "_partial_": True}, "data", f"the {split} split", config_key)
+    split_flag = {} if data_cfg.split_arg is None else {data_cfg.split_arg: split == "train"}
+    if split_flag and not _takes(factory.func, data_cfg.split_arg):
+        raise ConfigError(
+            f"data.split_arg={data_cfg.split_arg}: {data_cfg._target_} takes no {data_cfg.split_arg} argument; "
+            "set data.split_arg=null and give each split its own in data.train_kwargs and data.test_kwargs "
+            "(e.g. +data.train_kwargs.root=... +data.test_kwargs.root=...; no test_kwargs, no test split)"
+        )
+    dataset = call_built(factory, node, "data", f"the {split} split", **split_flag)
+    if not callable(getattr(dataset, "__getitem__", None)) and not callable(getattr(dataset, "__iter__", None)):
+        raise ConfigError(
+            f"data._target_={data_cfg._target_} returned a {type(dataset).__name__}, not a dataset (an object "
+            "with __getitem__ and __len__, or an iterable one): name a class or function that returns one"
+        )
+    return dataset
+
+
+def _takes(function: Any, name: str) -> bool:
+    """Whether `function` accepts the keyword `name` (by name or through **kwargs); yes when unreadable."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any((p.name == name and p.kind != p.POSITIONAL_ONLY) or p.kind == p.VAR_KEYWORD for p in parameters)
 
 
 class BatchGatherDataset(Dataset):

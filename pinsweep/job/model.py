@@ -1,17 +1,18 @@
 """The network: torchvision's ResNets (the notebook's architecture), a tiny CNN for CPU runs, or yours
-(model=custom: any nn.Module, built from model.kwargs)."""
+(model=custom: any nn.Module, built from model._target_ and model.kwargs as hydra.utils.instantiate
+builds them: a class, a factory such as timm.create_model, nested `_target_`s such as a BertConfig)."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from typing import Any
 
-from hydra.utils import get_class
 from torch import nn
 from torchvision import models
 
-from pinsweep.config import ConfigError
+from pinsweep.config import ConfigError, call_built, instantiate_node, plain
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +38,49 @@ class TinyCNN(nn.Module):
         return self.head(self.features(images).flatten(1))
 
 
-def custom_arguments(model_class: type, model_cfg: Any) -> dict[str, Any]:
-    """model=custom: the class is built from model.kwargs, plus model.num_classes only where its
-    __init__ has a parameter of that name (a classifier), so a language model or a U-Net needs no
-    dummy argument; a num_classes in kwargs wins."""
-    arguments = dict(model_cfg.kwargs)
+def takes_num_classes(factory: functools.partial, model_cfg: Any) -> bool:
+    """Whether model=custom gets num_classes=model.num_classes: only where the callable names a
+    num_classes parameter (a classifier; a language model or a U-Net needs no dummy argument) and the
+    configured arguments do not already give it (model.kwargs.num_classes, or a positional one in
+    `_args_`). A callable that takes **kwargs, such as timm.create_model, is not given it unasked: it may
+    pass it on, or not (set +model.kwargs.num_classes=10)."""
+    if "num_classes" in factory.keywords:
+        return False
     try:
-        takes = "num_classes" in inspect.signature(model_class).parameters
-    except (TypeError, ValueError):  # a class whose signature Python cannot read: pass what is configured
-        takes = False
-    if takes and "num_classes" not in arguments:
-        arguments["num_classes"] = model_cfg.num_classes
-    return arguments
+        signature = inspect.signature(factory.func)
+    except (TypeError, ValueError):  # a callable whose signature Python cannot read: pass what is configured
+        return False
+    parameter = signature.parameters.get("num_classes")
+    if parameter is None or parameter.kind not in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+        if any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
+            log.info(
+                "model: %s takes **kwargs, no num_classes by name: model.num_classes=%d is not passed "
+                "(+model.kwargs.num_classes=%d passes it)",
+                model_cfg._target_,
+                model_cfg.num_classes,
+                model_cfg.num_classes,
+            )
+        return False
+    try:
+        given = signature.bind_partial(*factory.args, **factory.keywords).arguments
+    except TypeError:  # arguments that do not fit: calling it says so, in the callable's own words
+        return False
+    return "num_classes" not in given
+
+
+def build_custom(model_cfg: Any) -> nn.Module:
+    """model=custom: model._target_ called with model.kwargs (nested nodes built), plus num_classes where
+    it takes it; whatever does not import, build, or return an nn.Module is one ConfigError line."""
+    node = {"_target_": model_cfg._target_, **plain(model_cfg.kwargs)}
+    factory = instantiate_node({**node, "_partial_": True}, "model", "the model", lambda path: f"model.kwargs.{path}")
+    extra = {"num_classes": model_cfg.num_classes} if takes_num_classes(factory, model_cfg) else {}
+    model = call_built(factory, node, "model", "the model", **extra)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(
+            f"model._target_={model_cfg._target_} returned a {type(model).__name__}, not a torch.nn.Module: "
+            "name a class or function that returns the network"
+        )
+    return model
 
 
 def build_model(model_cfg: Any) -> nn.Module:
@@ -63,8 +95,7 @@ def build_model(model_cfg: Any) -> nn.Module:
     elif name == "tiny":
         model = TinyCNN(model_cfg.num_classes, model_cfg.width)
     elif model_cfg._target_:
-        model_class = get_class(model_cfg._target_)
-        model = model_class(**custom_arguments(model_class, model_cfg))
+        model = build_custom(model_cfg)
     else:
         raise ConfigError(f"model.name={name}: choose resnet34, resnet18, tiny, or model=custom with model._target_")
     parameters = sum(p.numel() for p in model.parameters())
