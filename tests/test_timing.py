@@ -223,3 +223,28 @@ def test_the_device_memory_peak_is_read_when_training_ends(compose_cfg, tiny_job
         monkeypatch.setattr(job, name, recorded(name, getattr(job, name)))
     job.run_job(compose_cfg(*tiny_job, "train.evaluate=false"))
     assert calls[:3] == ["train", "device_peak_mb", "compute_ceiling"], calls
+
+
+def test_amp_says_when_its_grad_scaler_syncs_the_host_every_step(monkeypatch):
+    """Issue 30, item 5: with AMP on CUDA, GradScaler.step reads found_inf on the host (.item()) before a
+    plain optimizer's step: a sync per step that removes the overlap pin_memory and non_blocking act
+    through. A fused optimizer takes the scale and found_inf on the device: no sync. The sync is seen
+    by counting Tensor.item calls in GradScaler.step (an enabled scaler on the CPU, as CUDA runs it)."""
+    from pinsweep.job.train import scaler_syncs_host
+
+    model = torch.nn.Linear(4, 2)
+    scaler = torch.amp.GradScaler("cpu", enabled=True)
+    for optimizer, syncs in (
+        (torch.optim.Adam(model.parameters()), True),
+        (torch.optim.Adam(model.parameters(), fused=True), False),
+    ):
+        reads, item = [], torch.Tensor.item
+        monkeypatch.setattr(
+            torch.Tensor, "item", lambda tensor, reads=reads, item=item: (reads.append(1), item(tensor))[1]
+        )
+        scaler.scale(model(torch.randn(3, 4)).sum()).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        monkeypatch.undo()
+        assert bool(reads) is syncs and scaler_syncs_host(scaler, optimizer) is syncs
+    assert not scaler_syncs_host(torch.amp.GradScaler("cpu", enabled=False), torch.optim.Adam(model.parameters()))

@@ -177,6 +177,15 @@ class Trainer:
             (lambda: torch.autocast(device.type, dtype=amp_dtype)) if cfg.train.amp else (lambda: nullcontext())
         )
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.amp and device.type == "cuda")
+        self.amp_host_sync = scaler_syncs_host(self.scaler, self.optimizer)
+        if self.amp_host_sync:
+            log.warning(
+                "train.amp=true with %s: the grad scaler reads found_inf on the host every step (a sync), so "
+                "the host cannot run ahead and pin_memory/non_blocking have no overlap to act through "
+                "(recorded: amp_host_sync=true); a fused optimizer unscales on the device: "
+                "+train.optimizer.fused=true",
+                type(self.optimizer).__name__,
+            )
 
     def to_device(self, batch: Any) -> Any:
         """The host-to-device copy of the whole batch and nothing else: exactly what the step timer calls
@@ -246,6 +255,13 @@ class Trainer:
                 totals[name] = totals.get(name, 0.0) + value * count
             items += count
         return steps.average({name: float(total) for name, total in totals.items()}, items)
+
+
+def scaler_syncs_host(scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer) -> bool:
+    """Whether every step syncs the host: an enabled GradScaler checks found_inf with .item() before
+    stepping an optimizer, unless the optimizer takes the scale and found_inf itself (fused Adam, AdamW,
+    SGD: `_step_supports_amp_scaling`) and skips its update on the device."""
+    return scaler.is_enabled() and not getattr(optimizer, "_step_supports_amp_scaling", False)
 
 
 def optimizer_factory(train_cfg: Any) -> Callable[..., torch.optim.Optimizer]:
@@ -743,6 +759,7 @@ def run_job(cfg: Any) -> dict[str, Any]:
     metrics["shared_device"] = shared_device
     metrics.update(device_environment(device))
     metrics["pin_memory_active"] = bool(cfg.loader.pin_memory and device.type == "cuda")
+    metrics["amp_host_sync"] = trainer.amp_host_sync  # a sync every step: no run-ahead to overlap copies with
     metrics["device_prefetch_active"] = isinstance(train_input, DevicePrefetcher)
     metrics["peak_host_mb"] = peak_host_memory_mb()
     if device.type == "cuda":
