@@ -217,3 +217,52 @@ def test_device_prefetch_on_cuda_records_the_side_stream_copy(compose_cfg, jpeg_
     assert row["device"].startswith("cuda") and bool(row["device_prefetch_active"])
     assert row["side_copy_s"] > 0  # the copies ran on the side stream and were timed there
     assert row["test_accuracy"] >= 0
+
+
+class _FakeEvent:
+    """A CUDA event whose completion the test decides."""
+
+    def __init__(self):
+        self.done = False
+
+    def record(self):
+        pass
+
+    def query(self):
+        return self.done
+
+
+def test_nvjpeg_decoded_images_live_until_the_device_is_past_their_crops(monkeypatch):
+    """Issue 30, item 2: nvJPEG decodes on a stream of its own into memory allocated on the current one;
+    the previous batch's decoded images, freed while their crops were still queued, could be decoded
+    into. Each batch's decoded list is now held until an event after its crops has completed."""
+    import gc
+    import weakref
+
+    from pinsweep.input import data, prefetch
+
+    events = []
+    monkeypatch.setattr(prefetch, "DECODED", prefetch.HeldUntilDone(lambda: events.append(_FakeEvent()) or events[-1]))
+    decoded = []
+    monkeypatch.setattr(
+        data,
+        "decode_jpeg",
+        lambda files, mode, device: (
+            decoded.append([torch.zeros(3, 40, 40, dtype=torch.uint8) for _ in files]) or decoded[-1]
+        ),
+    )
+    files = torch.zeros(8, dtype=torch.uint8)
+    batch = EncodedBatch(files, [4, 4], image_size=32, train=False)
+    images = batch.decode(torch.device("cuda"))  # a device object only: the decode itself is faked
+    assert images.shape == (2, 3, 32, 32)
+    first = weakref.ref(decoded[0][0])
+    decoded.clear()
+    gc.collect()
+    assert first() is not None  # the device has not passed the first batch's crops
+    batch.decode(torch.device("cuda"))
+    assert first() is not None and len(prefetch.DECODED.held) == 2
+    events[0].done = True
+    batch.decode(torch.device("cuda"))
+    decoded.clear()
+    gc.collect()
+    assert first() is None and len(prefetch.DECODED.held) == 2  # released once the device was past it

@@ -97,3 +97,26 @@ class DevicePrefetcher(Input):
         while queue:
             self._issue(batches, queue)  # keep `depth` copies queued behind the one handed out
             yield queue.popleft()
+
+
+class HeldUntilDone:
+    """Objects kept referenced until the device has passed the point in its stream where they were
+    handed in. torchvision's batched nvJPEG decode allocates its outputs on the current stream but
+    writes them on a stream of its own that does not wait for the current one: memory freed by the
+    previous batch, whose crops are still queued, could be decoded into before they read it. Holding
+    each batch's decoded images until an event after their last use has completed keeps their memory
+    out of the allocator until then. `new_event` makes an event that records on the current stream."""
+
+    def __init__(self, new_event: Callable[[], Any]):
+        self.new_event = new_event
+        self.held: deque[tuple[Any, Any]] = deque()
+
+    def hold(self, objects: Any) -> None:
+        event = self.new_event()
+        event.record()
+        self.held.append((event, objects))
+        while self.held and self.held[0][0].query():  # never blocks: drops only what the device is past
+            self.held.popleft()
+
+
+DECODED = HeldUntilDone(torch.cuda.Event)  # nvJPEG's decoded images (pinsweep.input.data.EncodedBatch)
