@@ -34,6 +34,7 @@ from torchvision.io import ImageReadMode, decode_jpeg, read_file
 from torchvision.transforms import v2
 
 from pinsweep.config import ConfigError, call_built, instantiate_node, plain
+from pinsweep.input import prefetch
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,10 @@ class EncodedBatch:
         """Batched nvJPEG decode, then the same crops and flips as the other decoders, on the device."""
         images = decode_jpeg(self.files(), mode=ImageReadMode.RGB, device=device)
         transform = v2.Compose(imagenet_transforms(self.image_size, self.train))
-        return torch.stack([transform(image) for image in images])
+        batch = torch.stack([transform(image) for image in images])
+        if device.type == "cuda":  # decoded off the current stream: kept until its crops have read them
+            prefetch.DECODED.hold(images)
+        return batch
 
 
 def collate_encoded(samples: list[tuple[torch.Tensor, int]], image_size: int, train: bool):
