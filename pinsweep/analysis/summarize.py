@@ -35,6 +35,12 @@ from pinsweep.spelling import norm
 REPLICATE_KEYS = ("train.repeat",)
 ACCELERATOR_ONLY_AXES = ("loader.pin_memory", "loader.non_blocking", "loader.device_prefetch")
 COMPUTE_BOUND_EFFICIENCY = 0.9  # within 10% of the compute-only ceiling: the input path is not the limit
+# A compute-only ceiling is precise enough for efficiency and the verdict to be findings when its relative 95%
+# interval is finite and within +-10%: the margin the verdict itself draws (COMPUTE_BOUND_EFFICIENCY), so a
+# ceiling known more loosely cannot place a config on either side of that line. Raising train.ceiling_steps
+# or train.ceiling_budget_s makes it precise (the job times it until train.ceiling_target_ci, 2%).
+CEILING_PRECISE_CI = 0.10
+TOO_FAST_EFFICIENCY = 1.1  # beating the ceiling by more than 10% is beyond noise: the ceiling was mismeasured
 STALL_FRACTION = 0.1  # a step spending >= 10% of its time waiting for data or copies is held up by them
 OVERALL = "all (geometric mean)"  # effects.csv's held_fixed value for an axis's effect over all strata
 
@@ -152,15 +158,33 @@ def _median(frame: pd.DataFrame, column: str) -> float:
     return float(frame[column].median()) if column in frame and frame[column].notna().any() else math.nan
 
 
-def verdict(efficiency: float, wait_frac: float, copy_frac: float) -> str:
+IMPRECISE_VERDICT = "ceiling imprecise"  # no stall, and a ceiling too loose to tell compute-bound from contended
+
+
+def ceiling_imprecise(ci_rel: float, efficiency: float) -> bool:
+    """Whether a config's efficiency rests on a compute-only ceiling too loose to be a finding: its relative
+    95% interval is not finite (timed over too few steps) or wider than +-CEILING_PRECISE_CI, or the config
+    beats it by more than TOO_FAST_EFFICIENCY allows (the ceiling itself was mismeasured). No ceiling
+    (efficiency NaN) qualifies nothing; rows that did not record the interval are judged by the second
+    test alone."""
+    if math.isnan(efficiency):
+        return False
+    too_loose = not math.isnan(ci_rel) and not ci_rel <= CEILING_PRECISE_CI  # inf: timed over 2 steps
+    return too_loose or efficiency > TOO_FAST_EFFICIENCY
+
+
+def verdict(efficiency: float, wait_frac: float, copy_frac: float, imprecise: bool = False) -> str:
     """What limits this config. A stall that takes >= 10% of the step names the limit first, so the
-    verdict never contradicts the breakdown; otherwise compute-bound when within 10% of the
-    compute-only ceiling, or `contended` when compute itself ran slower than its ceiling (workers
-    competing with training for the same CPU cores)."""
+    verdict never contradicts the breakdown (the stall is measured in training, not against a ceiling);
+    otherwise compute-bound when within 10% of the compute-only ceiling, or `contended` when compute
+    itself ran slower than its ceiling (workers competing with training for the same CPU cores), or
+    IMPRECISE_VERDICT when that ceiling is too loose to say which (`ceiling_imprecise`)."""
     if math.isnan(efficiency) and math.isnan(wait_frac):
         return ""
     if max(wait_frac, copy_frac) >= STALL_FRACTION:
         return "loader-bound" if wait_frac >= copy_frac else "copy-bound"
+    if imprecise:
+        return IMPRECISE_VERDICT
     if math.isnan(efficiency) or efficiency >= COMPUTE_BOUND_EFFICIENCY:
         return "compute-bound"
     return "contended"
@@ -189,6 +213,8 @@ def _group_stats(group: pd.DataFrame) -> dict[str, Any]:
     # the ceilings are one rank's (pinsweep.job.ranks): compared with what each rank trained
     per_rank = ips / ok["ranks"].fillna(1).astype(float).to_numpy() if "ranks" in ok and len(ips) else ips
     efficiency = float(np.median(per_rank) / _median(ok, "compute_ceiling_ips")) if len(ips) else math.nan
+    ceiling_ci = _median(ok, "compute_ceiling_ci_rel")  # the median job's, as the ceiling is the median job's
+    imprecise = ceiling_imprecise(ceiling_ci, efficiency)
     failures = group[group["status"] != "ok"]
     return {
         "n": len(ok),
@@ -215,9 +241,16 @@ def _group_stats(group: pd.DataFrame) -> dict[str, Any]:
         "epoch_s_max": float(np.max(epochs)) if epochs else math.nan,
         "compute_ceiling_ips": _median(ok, "compute_ceiling_ips"),
         "loader_ceiling_ips": _median(ok, "loader_ceiling_ips"),
+        # each ceiling's relative 95% interval (inf: timed over too few steps for one), and whether efficiency
+        # and the verdict rest on a compute-only ceiling too loose to be findings (`ceiling_imprecise`)
+        "compute_ceiling_ci_rel": ceiling_ci,
+        "loader_ceiling_ci_rel": _median(ok, "loader_ceiling_ci_rel"),
         "efficiency": efficiency,
+        "ceiling_imprecise": imprecise,
         **fractions,
-        "verdict": verdict(efficiency, fractions["data_wait_frac"], fractions["copy_frac"]) if len(ok) else "",
+        "verdict": verdict(efficiency, fractions["data_wait_frac"], fractions["copy_frac"], imprecise)
+        if len(ok)
+        else "",
         "straggler": straggler(ok),
         # the CPU budget each job had and what it ran on it (pinsweep.job.ranks)
         "cpu_cores": _median(ok, "cpu_cores"),
@@ -569,6 +602,21 @@ def _ok(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["status"] == "ok"] if "status" in rows and (rows["status"] == "ok").any() else rows
 
 
+def with_ceiling_precision(summary: pd.DataFrame) -> pd.DataFrame:
+    """A summary without `ceiling_imprecise` (summary.csv from an earlier version, a frame made by hand)
+    judged by today's rule (`ceiling_imprecise`), its compute-bound or contended verdicts IMPRECISE_VERDICT
+    where the ceiling is: what a summary made today would say."""
+    column = "compute_ceiling_ci_rel"
+    ci = summary[column].astype(float) if column in summary else pd.Series(math.nan, index=summary.index)
+    flags = [ceiling_imprecise(c, e) for c, e in zip(ci, summary["efficiency"].astype(float))]
+    imprecise = pd.Series(flags, index=summary.index, dtype=bool)
+    judged = summary.assign(ceiling_imprecise=imprecise)
+    if "verdict" in summary:
+        from_ceiling = imprecise & summary["verdict"].isin(["compute-bound", "contended"])
+        judged["verdict"] = summary["verdict"].where(~from_ceiling, IMPRECISE_VERDICT)
+    return judged
+
+
 @dataclass
 class Tables:
     """A summarized sweep, in memory: what the terminal, the plots, the advice and the report are drawn
@@ -584,6 +632,8 @@ class Tables:
     def __post_init__(self) -> None:
         if "effect" in self.effects:  # the declared column, whoever made the frame (`effect_words`)
             self.effects = self.effects.assign(effect=effect_words(self.effects["effect"]))
+        if "efficiency" in self.summary and "ceiling_imprecise" not in self.summary:
+            self.summary = with_ceiling_precision(self.summary)  # written before the column, or by hand
 
     @property
     def failed(self) -> int:

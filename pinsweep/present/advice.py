@@ -32,7 +32,7 @@ from pinsweep.analysis.summarize import (
     level_key,
     schema_defaults,
 )
-from pinsweep.present.wording import claim_label, interval, ips, missing, per_s, ratio, short_name
+from pinsweep.present.wording import claim_label, imprecise_ceiling, interval, ips, missing, per_s, ratio, short_name
 from pinsweep.record import CONFIG_GROUPS
 from pinsweep.spelling import norm
 
@@ -146,9 +146,10 @@ def _ruled_out(sweep: Tables, focus: pd.Series, axis: str, wanted: Callable[[str
 
 def compute_share(record: pd.Series) -> float:
     """How fast compute ran during training against its compute-only ceiling: images/s over the share of
-    the step spent computing is the compute rate; below the ceiling means something took its cores."""
+    the step spent computing is the compute rate; below the ceiling means something took its cores. None
+    (NaN) against an imprecise ceiling: no finding to cite."""
     frac, ceiling = record.get("compute_frac"), record.get("compute_ceiling_ips")
-    if missing(frac) or missing(ceiling) or not frac or not ceiling:
+    if missing(frac) or missing(ceiling) or not frac or not ceiling or imprecise_ceiling(record):
         return math.nan
     return float(record["ips_geomean"]) / float(frac) / float(ceiling)
 

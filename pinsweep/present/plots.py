@@ -28,7 +28,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from pinsweep.analysis.summarize import OVERALL, Tables, level_key
 from pinsweep.outputs import output
-from pinsweep.present.wording import config_label, config_status, per_s, per_s_short, short_name
+from pinsweep.present.wording import config_label, config_status, imprecise_ceiling, per_s, per_s_short, short_name
 
 log = logging.getLogger("pinsweep.present.plots")
 
@@ -147,17 +147,17 @@ def plot_throughput(tables: Tables, path: Path) -> Path:
             )
     ceilings = data["compute_ceiling_ips"].astype(float).to_numpy()
     has_ceiling = ~np.isnan(ceilings)
-    if has_ceiling.any():
-        ax.plot(
-            ceilings[has_ceiling],
-            y[has_ceiling],
-            linestyle="none",
-            marker="|",
-            markersize=22,
-            markeredgewidth=2.5,
-            color="#c0392b",
-            label="compute-only ceiling (data already on device)",
-        )
+    # a ceiling too imprecise to judge efficiency by is drawn pale and named so (summary's ceiling_imprecise)
+    imprecise = np.array([imprecise_ceiling(r) for _, r in data.iterrows()], dtype=bool)
+    marks = {
+        "compute-only ceiling (data already on device)": (has_ceiling & ~imprecise, "#c0392b"),
+        "compute-only ceiling, imprecise (not a finding)": (has_ceiling & imprecise, "#e6a39b"),
+    }
+    ceiling_marks = []
+    for label, (drawn, color) in marks.items():
+        if drawn.any():
+            style = {"linestyle": "none", "marker": "|", "markersize": 22, "markeredgewidth": 2.5, "color": color}
+            ceiling_marks.append((ax.plot(ceilings[drawn], y[drawn], label=label, **style)[0], label))
 
     right = np.nanmax([*means, *ceilings[has_ceiling], *[i[1] for i in intervals if i], 1.0])
     ax.set_xlim(0, right * 1.12)
@@ -185,9 +185,8 @@ def plot_throughput(tables: Tables, path: Path) -> Path:
     ax.set_title(f"Training throughput per config ({interval_note})\n{setup_title(tables)}", fontsize=11)
     handles = [plt.Rectangle((0, 0), 1, 1, color=BAR_COLOR), plt.Rectangle((0, 0), 1, 1, color=BASELINE_COLOR)]
     names = ["config", "baseline (speedups are relative to it)"]
-    if has_ceiling.any():
-        handles.append(ax.get_legend_handles_labels()[0][0])
-        names.append("compute-only ceiling (data already on device)")
+    handles += [mark for mark, _ in ceiling_marks]
+    names += [label for _, label in ceiling_marks]
     fig.legend(handles, names, loc="outside lower center", ncol=len(names), fontsize=9, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)

@@ -22,18 +22,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pinsweep.analysis.summarize import OVERALL, Effect, Tables, effect_kinds
+from pinsweep.analysis.summarize import CEILING_PRECISE_CI, OVERALL, TOO_FAST_EFFICIENCY, Effect, Tables, effect_kinds
 from pinsweep.outputs import output
 from pinsweep.present.advice import MAX_USEFUL_REPEATS, Advice, advise
 from pinsweep.present.plots import Plots, setup_title
-from pinsweep.present.wording import claim_label, config_label, per_s, ratio_interval, short_name, table_cells
+from pinsweep.present.wording import (
+    PRECISE_CEILING_HOW,
+    ceiling_note,
+    claim_label,
+    config_label,
+    imprecise_ceiling,
+    per_s,
+    ratio_interval,
+    short_name,
+    table_cells,
+    why_imprecise,
+)
 from pinsweep.present.wording import interval as _interval
 from pinsweep.present.wording import ips as _ips
 from pinsweep.present.wording import missing as _missing
 from pinsweep.present.wording import ratio as _ratio
 from pinsweep.spelling import norm
 
-TOO_FAST_EFFICIENCY = 1.1  # beyond noise: the ceiling itself was mismeasured
 WHY = {  # verdict -> what it means for the fastest config; {wait}/{copy} are its step-time shares. What to
     # change is pinsweep.present.advice's, which checks each change against the sweep
     "compute-bound": "the model's compute is the limit, so a faster input pipeline would not help",
@@ -57,6 +67,11 @@ READING_GUIDE = [
     "verdict: compute-bound (within 10% of the ceiling), loader-bound or copy-bound (that stall takes >= 10% of "
     "the step), contended (no stall, but compute slower than its ceiling: loader workers or other processes "
     "compete for the CPU).",
+    "(imprecise): a compute-only ceiling whose 95% interval is not finite (timed over too few steps) or wider "
+    f"than ±{CEILING_PRECISE_CI:.0%}, or that the config beats by over {TOO_FAST_EFFICIENCY - 1:.0%} (mismeasured), "
+    "cannot place a config on either side of the verdict's 90% line: its efficiency is shown but is not a finding, "
+    "and its verdict is 'ceiling imprecise' unless a stall names the limit; the summary's ceiling_imprecise column "
+    f"marks it, compute_ceiling_ci_rel gives the interval; {PRECISE_CEILING_HOW}.",
 ]
 ENVIRONMENT = {  # row column -> label, in display order
     "env.hostname": "host",
@@ -214,7 +229,7 @@ def _fastest_sentences(summary: pd.DataFrame, axes: list[str], inactive: list[st
     speed = _ips(best["ips_geomean"], best.get("ips_ci_low"), best.get("ips_ci_high"))
     label = claim_label(best, axes, inactive)
     if not axes:
-        return [f"The config runs at {speed} {per_s(summary)}"]
+        return [f"The config runs at {speed} {per_s(summary)}", *_limit_sentence(best)]
     if bool(best["baseline"]) or bool(best.get("inactive", False)):
         same = " (it differs from the baseline only in settings inactive here)" if not bool(best["baseline"]) else ""
         sentences = [f"The fastest config is the baseline, {label}, at {speed} {per_s(summary)}{same}"]
@@ -234,16 +249,30 @@ def _fastest_sentences(summary: pd.DataFrame, axes: list[str], inactive: list[st
             f"{_interval(best.get('speedup_ci_low'), best.get('speedup_ci_high'))} the baseline{versus}{caveat}"
         ]
     sentences += _best_set_sentence(ran, best, axes, inactive)
-    verdict = best.get("verdict")
-    if isinstance(verdict, str) and verdict in WHY and not _missing(best.get("efficiency")):
-        why = WHY[verdict].format(wait=f"{best['data_wait_frac']:.0%}", copy=f"{best['copy_frac']:.0%}")
-        sentence = f"It reaches {best['efficiency']:.0%} of the compute-only ceiling and is {verdict}: {why}"
-        if best["efficiency"] > TOO_FAST_EFFICIENCY:
-            sentence += (
-                " (above 100% means the ceiling was measured over too few steps to trust: raise train.ceiling_steps)"
-            )
-        sentences.append(sentence)
-    return sentences
+    return sentences + _limit_sentence(best)
+
+
+def _limit_sentence(best: pd.Series) -> list[str]:
+    """What limits the fastest config, against its compute-only ceiling. Where that ceiling is imprecise
+    (pinsweep.analysis.summarize.ceiling_imprecise) its efficiency is said to be no finding, with how to
+    make it one; a stall, measured in training itself, still names the limit."""
+    verdict, efficiency = best.get("verdict"), best.get("efficiency")
+    if not isinstance(verdict, str) or _missing(efficiency):
+        return []
+    shares = {"wait": f"{best.get('data_wait_frac', math.nan):.0%}", "copy": f"{best.get('copy_frac', math.nan):.0%}"}
+    why = WHY[verdict].format(**shares) if verdict in WHY else ""
+    imprecise = f"its compute-only ceiling is imprecise ({why_imprecise(best)})"
+    if not imprecise_ceiling(best):
+        return [f"It reaches {efficiency:.0%} of the compute-only ceiling and is {verdict}: {why}"] if why else []
+    if verdict in ("loader-bound", "copy-bound"):
+        return [
+            f"It is {verdict}: {why}; {imprecise}, so its efficiency ({efficiency:.0%}) is not a finding: "
+            f"{PRECISE_CEILING_HOW}"
+        ]
+    return [
+        f"It hardly waits for data or copies, but {imprecise}, so neither its efficiency ({efficiency:.0%}) nor "
+        f"whether compute or contention for the CPU limits it is a finding: {PRECISE_CEILING_HOW}"
+    ]
 
 
 def _best_set_sentence(ran: pd.DataFrame, best: pd.Series, axes: list[str], inactive: list[str]) -> list[str]:
@@ -435,6 +464,8 @@ def build(sweep_dir: Path, tables: Tables, plots: Plots, autotune: list[str] | N
     blocks += ["## Summary", Table(table_cells(summary, tables.rows))]
     if len(note) and note.iloc[0]:
         blocks.append(f"Note: {note.iloc[0]}.")
+    if caveat := ceiling_note(summary):
+        blocks.append(f"{caveat[0].upper()}{caveat[1:]}.")
     blocks += ["## Plots"]
     rate = per_s(summary)  # images/s, tokens/s, ...: train.unit
     blocks += [Image(path, CAPTIONS[name].format(rate=rate.capitalize())) for name, path in plots.written.items()]

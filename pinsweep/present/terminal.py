@@ -13,7 +13,7 @@ import pandas as pd
 
 from pinsweep.analysis.summarize import OVERALL, Tables, job_label
 from pinsweep.present.report import Report
-from pinsweep.present.wording import fastest_first, per_s, ratio_interval, table_cells
+from pinsweep.present.wording import ceiling_note, fastest_first, per_s, ratio_interval, table_cells
 from pinsweep.spelling import norm
 
 
@@ -42,8 +42,11 @@ def print_tables(tables: Tables) -> None:
             f"every comparison (95% for all at once); efficiency: {rate} over the compute-only ceiling"
             + (" (per rank where train.ranks > 1)" if _ranks(rows) > 1 else "")
         )
-    if summary["note"].astype(bool).any():
-        console.print(f"note: {summary['note'].iloc[0].strip()}")
+    notes = summary["note"].dropna().astype(str).str.strip() if "note" in summary else pd.Series(dtype=str)
+    if notes.astype(bool).any():  # read back from summary.csv, no note is NaN
+        console.print(f"note: {notes[notes.astype(bool)].iloc[0]}", markup=False)
+    if caveat := ceiling_note(summary):  # efficiency shown, but not as a finding
+        console.print(caveat, style="yellow", markup=False, highlight=False)
     if not effects.empty:
         overall = effects[effects["held_fixed"] == OVERALL]
         console.print(f"per-axis effects (ratio of {rate}, every other axis held fixed):")

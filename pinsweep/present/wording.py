@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pinsweep.analysis.summarize import axes_of
+from pinsweep.analysis.summarize import CEILING_PRECISE_CI, TOO_FAST_EFFICIENCY, axes_of
 from pinsweep.spelling import norm
 
 
@@ -89,6 +89,50 @@ def per_s_short(table: pd.DataFrame | pd.Series) -> str:
     return "img/s" if unit(table) == "images" else per_s(table)
 
 
+# the one way to make a ceiling precise, as every caveat says it
+PRECISE_CEILING_HOW = "raise train.ceiling_steps or train.ceiling_budget_s for a precise ceiling"
+
+
+def imprecise_ceiling(record: pd.Series) -> bool:
+    """Whether a config's efficiency and verdict rest on an imprecise compute-only ceiling (the summary's
+    `ceiling_imprecise`; a summary written before the column existed: no)."""
+    value = record.get("ceiling_imprecise")
+    return not missing(value) and str(value).lower() == "true"
+
+
+def efficiency_cell(record: pd.Series) -> str:
+    """`95%`, or `323% (imprecise)` where the ceiling is not a finding: the number, never as a finding."""
+    value = record.get("efficiency")
+    if missing(value):
+        return "-"
+    return f"{value:.0%} (imprecise)" if imprecise_ceiling(record) else f"{value:.0%}"
+
+
+def why_imprecise(record: pd.Series) -> str:
+    """`its 95% interval is not finite` / `its 95% interval is ±23%` / `the config runs at 323% of it`."""
+    reasons = []
+    ci = record.get("compute_ceiling_ci_rel")
+    if not missing(ci) and not float(ci) <= CEILING_PRECISE_CI:
+        reasons.append("its 95% interval is not finite" if math.isinf(ci) else f"its 95% interval is ±{ci:.0%}")
+    if not missing(record.get("efficiency")) and record["efficiency"] > TOO_FAST_EFFICIENCY:
+        reasons.append(f"the config runs at {record['efficiency']:.0%} of it")
+    return " and ".join(reasons)
+
+
+def ceiling_note(summary: pd.DataFrame) -> str:
+    """One sentence naming the configs whose efficiency and verdict are not findings, and why; '' if none."""
+    axes = axes_of(summary)
+    imprecise = [(r, why_imprecise(r)) for _, r in fastest_first(summary).iterrows() if imprecise_ceiling(r)]
+    if not imprecise:
+        return ""
+    which = "; ".join(f"{config_label(r, axes)} ({why})" for r, why in imprecise)
+    return (
+        f"compute-only ceiling imprecise for {which}: there efficiency is not a finding, nor is a compute-bound or "
+        f"contended verdict (a precise ceiling has a finite 95% interval within ±{CEILING_PRECISE_CI:.0%} and is "
+        f"not beaten by over {TOO_FAST_EFFICIENCY - 1:.0%}); {PRECISE_CEILING_HOW}"
+    )
+
+
 def fastest_first(summary: pd.DataFrame) -> pd.DataFrame:
     return summary.sort_values("ips_geomean", ascending=False, na_position="last")
 
@@ -118,7 +162,7 @@ def table_cells(summary: pd.DataFrame, rows: pd.DataFrame | None = None) -> pd.D
             if r.get("equivalent") is True or str(r.get("equivalent")).lower() == "true"
             else "no"
         )
-        row["efficiency"] = "-" if missing(r.get("efficiency")) else f"{r['efficiency']:.0%}"
+        row["efficiency"] = efficiency_cell(r)
         row["verdict"] = r["verdict"] if isinstance(r.get("verdict"), str) and r["verdict"] else "-"
         if isinstance(r.get("straggler"), str) and r["straggler"]:  # the verdict is that rank's (pinsweep.job.ranks)
             row["verdict"] += f", straggler {r['straggler']}"
