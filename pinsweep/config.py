@@ -368,8 +368,8 @@ def call_built(factory: Callable[..., Any], node: dict[str, Any], key: str, buil
 
 
 def _failure(what: str, building: str, error: BaseException) -> str:
-    """`what` failed to import or raised: the line says which, with the real cause, not Hydra's wrapping
-    (its ImportError's last lines, or the callable's own exception)."""
+    """`what` failed to import or raised: the line says which, with the real cause under Hydra's wrapping
+    (the import's own error, e.g. `No module named 'nope'`, or what the callable itself raised)."""
     from hydra.errors import InstantiationException
 
     cause = error
