@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from pinsweep.config import GROUP_SCHEMAS
+from pinsweep.outputs import replacing
 
 if TYPE_CHECKING:  # pandas costs start-up: imported only where rows are read or written
     import pandas as pd
@@ -108,18 +108,12 @@ def write_ranks(job_dir: str | Path, figures: list[dict[str, Any]]) -> Path:
 
 
 def _write_csv(job_dir: Path, name: str, frame: pd.DataFrame) -> Path:
+    """Whole or not at all, synced before the rename (a crash keeps the old row or the new one), with the
+    user's umask (pinsweep.outputs.replacing)."""
     job_dir.mkdir(parents=True, exist_ok=True)
     target = job_dir / name
-    handle, temporary = tempfile.mkstemp(dir=job_dir, prefix=f".{Path(name).stem}-", suffix=".csv")
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            frame.to_csv(stream, index=False)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with replacing(target, sync=True) as temporary:
+        frame.to_csv(temporary, index=False)
     return target
 
 

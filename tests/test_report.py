@@ -7,6 +7,7 @@ report on a real 2x2 sweep run in a subprocess (slow): conftest.py's `grid_sweep
 from __future__ import annotations
 
 import html
+import logging
 import math
 import re
 import shutil
@@ -306,7 +307,7 @@ def test_report_names_every_config_embeds_the_plots_and_states_the_conclusion(sw
 
 
 @pytest.mark.slow
-def test_report_failure_at_sweep_end_keeps_the_summary(sweep, monkeypatch, tmp_path):
+def test_report_failure_at_sweep_end_keeps_the_summary(sweep, monkeypatch, tmp_path, caplog):
     from omegaconf import OmegaConf
 
     from pinsweep.sweep.callbacks import SummarizeOnMultirunEnd
@@ -316,13 +317,20 @@ def test_report_failure_at_sweep_end_keeps_the_summary(sweep, monkeypatch, tmp_p
         (sweep / written).unlink()
 
     def broken(*args, **kwargs):
-        raise RuntimeError("plotting broke")
+        raise AttributeError("'str' object has no attribute 'unknown'")  # a bug, as pandas 3's once was
 
     monkeypatch.setattr(report, "write_report", broken)
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})
     # every job was ok: the broken report is logged, not raised, and the sweep exits 1 for the missing report
-    with pytest.raises(SystemExit) as exited:
+    with caplog.at_level(logging.INFO, logger="pinsweep"), pytest.raises(SystemExit) as exited:
         SummarizeOnMultirunEnd().on_multirun_end(config)
     assert exited.value.code == 1
     assert len(pd.read_csv(sweep / "summary.csv")) == 4  # the summary stands alone
     assert not (sweep / "report.html").exists()
+    # said as what it is, with its traceback: never a file not written, never "free space"
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert [record.getMessage() for record in errors] == [
+        "report not made: AttributeError: 'str' object has no attribute 'unknown', an error in pinsweep, not the "
+        "disk (summary.csv and effects.csv are written); please report it with this traceback"
+    ]
+    assert errors[0].exc_info is not None

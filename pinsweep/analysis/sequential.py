@@ -62,6 +62,7 @@ from pathlib import Path
 import numpy as np
 
 from pinsweep.analysis import design
+from pinsweep.outputs import replacing
 
 ALPHA = 1.0 - design.CONFIDENCE
 MARGIN = 0.05  # equivalent: the ratio lies within +-5% (between 1/1.05 and 1.05)
@@ -308,9 +309,8 @@ class Stopping:
 
     def write(self, sweep_dir: str | Path) -> Path:
         path = Path(sweep_dir) / STOPPING_FILE
-        temporary = path.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
-        temporary.replace(path)  # atomic: a reader never sees half a file
+        with replacing(path) as temporary:  # atomic: a reader never sees half a file; the user's umask
+            temporary.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
         return path
 
 

@@ -28,7 +28,7 @@ from omegaconf import OmegaConf
 
 from pinsweep.analysis import design, sequential, stats
 from pinsweep.config import Config
-from pinsweep.outputs import output
+from pinsweep.outputs import output, replacing
 from pinsweep.record import CONFIG_GROUPS, flatten_config, read_rows, with_throughput
 from pinsweep.spelling import norm
 
@@ -706,8 +706,8 @@ def write_tables(tables: Tables, sweep_dir: str | Path) -> tuple[Path, Path]:
     unwritten: list[Path] = []
     with FileLock(sweep_dir / ".summary.lock"):  # the end-of-sweep callback and a user may both write
         for path, table in zip(paths, (tables.summary, tables.effects)):
-            with output(path, unwritten):
-                table.to_csv(path, index=False)
+            with output(path, unwritten), replacing(path) as temporary:
+                table.to_csv(temporary, index=False)
     return tuple(path for path in paths if path not in unwritten)
 
 

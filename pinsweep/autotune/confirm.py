@@ -26,6 +26,7 @@ import pandas as pd
 import yaml
 
 from pinsweep.analysis.summarize import SummaryError, find_axes, summarize
+from pinsweep.outputs import replacing
 from pinsweep.present.wording import ips, ratio_interval
 from pinsweep.spelling import norm
 from pinsweep.sweep.order import REPEAT_KEY, pinsweep_order
@@ -180,7 +181,8 @@ def judge(
 def write_outcome(sweep_dir: str | Path, outcome: Outcome) -> Path:
     path = Path(sweep_dir) / OUTCOME_FILE
     data = {key: (None if isinstance(v, float) and math.isnan(v) else v) for key, v in asdict(outcome).items()}
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    with replacing(path) as temporary:  # whole or not at all, with the user's umask
+        temporary.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
 
 

@@ -27,7 +27,7 @@ import pandas as pd
 from matplotlib.transforms import blended_transform_factory
 
 from pinsweep.analysis.summarize import OVERALL, Tables, level_key
-from pinsweep.outputs import output
+from pinsweep.outputs import output, replacing
 from pinsweep.present.wording import config_label, config_status, imprecise_ceiling, per_s, per_s_short, short_name
 
 log = logging.getLogger("pinsweep.present.plots")
@@ -190,7 +190,8 @@ def plot_throughput(tables: Tables, path: Path) -> Path:
     fig.legend(handles, names, loc="outside lower center", ncol=len(names), fontsize=9, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
-    fig.savefig(path)
+    with replacing(path) as temporary:  # whole or not at all, with the user's umask
+        fig.savefig(temporary)
     plt.close(fig)
     return path
 
@@ -226,7 +227,8 @@ def plot_breakdown(tables: Tables, path: Path) -> Path:
     fig.legend(
         *ax.get_legend_handles_labels(), loc="outside lower center", ncol=len(segments), fontsize=9, frameon=False
     )
-    fig.savefig(path)
+    with replacing(path) as temporary:  # whole or not at all, with the user's umask
+        fig.savefig(temporary)
     plt.close(fig)
     return path
 
@@ -304,7 +306,8 @@ def plot_heatmap(tables: Tables, pair: tuple[str, str], path: Path) -> Path | st
     held_text = ", ".join(f"{short_name(a, axes)}={v}" for a, v in held.items())
     held_text = f" for the two axes with the largest effect (others at {held_text})" if held else ""
     ax.set_title(f"Images/s and speedup vs baseline{held_text}\n{setup_title(tables)}", fontsize=11)
-    fig.savefig(path)
+    with replacing(path) as temporary:  # whole or not at all, with the user's umask
+        fig.savefig(temporary)
     plt.close(fig)
     return path
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from pinsweep.analysis.summarize import CEILING_PRECISE_CI, OVERALL, TOO_FAST_EFFICIENCY, Effect, Tables, effect_kinds
-from pinsweep.outputs import output
+from pinsweep.outputs import output, replacing
 from pinsweep.present.advice import MAX_USEFUL_REPEATS, Advice, advise
 from pinsweep.present.plots import Plots, setup_title
 from pinsweep.present.wording import (
@@ -570,6 +570,6 @@ def write_report(report: Report, sweep_dir: str | Path) -> list[Path]:
     sweep_dir = Path(sweep_dir)
     unwritten: list[Path] = []
     for path, render in ((sweep_dir / "report.html", render_html), (sweep_dir / "report.md", render_markdown)):
-        with output(path, unwritten):
-            path.write_text(render(report.blocks), encoding="utf-8")
+        with output(path, unwritten), replacing(path) as temporary:
+            temporary.write_text(render(report.blocks), encoding="utf-8")
     return [path for path in (sweep_dir / "report.html", sweep_dir / "report.md") if path not in unwritten]

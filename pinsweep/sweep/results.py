@@ -61,24 +61,32 @@ def report_folder(sweep_dir: str | Path, tables: Tables) -> list[Path]:
 
 def write_results(sweep_dir: str | Path, baseline: str = "") -> int:
     """The end of a sweep: summary.csv and effects.csv, then plots and report; returns the failed jobs
-    plus the outputs not written (non-zero: the sweep exits 1). The summary comes first and stands
-    alone: a plot or report that fails is logged, not raised; a file the disk had no room for is one
-    line, and the others are still written."""
+    plus the outputs missing (non-zero: the sweep exits 1). The summary comes first and stands alone. A
+    file that could not be written was named with its real error as it failed (pinsweep.outputs), and the
+    others are still written; a report that fails otherwise is an error in pinsweep, not the disk, and
+    is logged as one with its traceback, never raised past the summary."""
     tables = summarize_folder(sweep_dir, baseline)
     unwritten = tables_missing(sweep_dir)
+    broken = 0
     try:
         unwritten += report_folder(sweep_dir, tables)  # the tables just summarized, not re-read from disk
-    except Exception:
-        log.exception("plots/report not written (summary.csv is); retry: python -m pinsweep.report %s", sweep_dir)
-        unwritten.append(Path(sweep_dir) / "report.html")
+    except Exception as error:  # every OSError writing a file was caught where it was written: this is a bug
+        log.exception(
+            "report not made: %s: %s, an error in pinsweep, not the disk (summary.csv and effects.csv are "
+            "written); please report it with this traceback",
+            type(error).__name__,
+            error,
+        )
+        broken = 1
     if unwritten:
         log.error(
-            "%d output(s) not written (%s): free space, then python -m pinsweep.report %s",
+            "%d output(s) not written (%s), each for the error named above; once that is fixed: "
+            "python -m pinsweep.report %s",
             len(unwritten),
             ", ".join(path.name for path in unwritten),
             sweep_dir,
         )
-    return tables.failed + len(unwritten)
+    return tables.failed + len(unwritten) + broken
 
 
 def stale(sweep_dir: Path) -> bool:
