@@ -67,6 +67,29 @@ def unit_of(row: dict[str, Any]) -> str:
     return unit if isinstance(unit, str) and unit else "images"
 
 
+# pinsweep.job.step's, which imports torch: the shipped datasets, whose items are images, and train.step's default
+IMAGE_DATASETS = ("cifar10", "synthetic", "imagefolder")
+CLASSIFICATION_STEP = "pinsweep.job.step.classification"
+
+
+def configured_unit(row: dict[str, Any]) -> str:
+    """What a job's throughput would count, from its config columns alone, for a row that counted nothing
+    (the job failed first): train.unit, or its default by pinsweep.job.step.unit_of's rule, images for
+    the shipped image datasets and for the classification step, samples for everything else. A row with
+    no config (a job folder without one) says images, as rows always did."""
+
+    def given(key: str) -> str | None:
+        value = row.get(key)
+        return value if isinstance(value, str) and value not in ("", "null") else None
+
+    if given("train.unit"):
+        return given("train.unit")
+    if "data.name" not in row and "train.step" not in row:
+        return "images"
+    default_step = given("train.step") in (None, CLASSIFICATION_STEP) and not given("train.count")
+    return "images" if given("data.name") in IMAGE_DATASETS or default_step else "samples"
+
+
 def evaluation_line(row: dict[str, Any]) -> str:
     """`test accuracy 71.2` / `test loss 2.31`: the row's test_<name> figures, for a log line."""
     figures = [
@@ -87,8 +110,12 @@ def with_throughput(rows: pd.DataFrame) -> pd.DataFrame:
     legacy = rows["images_per_s"] if "images_per_s" in rows else pandas.Series(float("nan"), index=rows.index)
     throughput = rows["throughput"].astype(float).fillna(legacy) if "throughput" in rows else legacy
     known = rows["unit"].dropna() if "unit" in rows else pandas.Series(dtype=object)
-    # a job that failed before it counted anything has no unit: its sweep's (one unit a sweep)
-    unit = rows["unit"].fillna(known.iloc[0]) if len(known) else pandas.Series("images", index=rows.index)
+    # a job that failed before it counted anything has no unit: its sweep's (one unit a sweep), or, when no job
+    # counted anything, what their config says (tokens, samples, ...: never images by default)
+    if len(known):
+        unit = rows["unit"].fillna(known.iloc[0])
+    else:
+        unit = pandas.Series([configured_unit(row) for row in rows.to_dict("records")], index=rows.index)
     return rows.assign(throughput=throughput.astype(float), unit=unit)
 
 

@@ -164,3 +164,25 @@ def test_a_nested_sweep_is_not_jobs_of_the_sweep_around_it(tmp_path):
     (tmp_path / "confirm" / NESTED_SWEEP_MARK).write_text("")
     assert job_dirs(tmp_path) == [tmp_path / "0"]
     assert job_dirs(tmp_path / "confirm") == [tmp_path / "confirm" / "0"]
+
+
+def test_the_confirmation_speaks_the_rows_unit(tmp_path):
+    confirmation, search_pick = _two_candidates()
+    rows = pd.DataFrame(
+        [
+            {**_row(w, base * f, r), "unit": "tokens", "throughput": base * f}
+            for r, f in enumerate([1.0, 0.8, 1.2])
+            for w, base in [(0, 100.0), (2, 200.0), (4, 101.0)]
+        ]
+    ).drop(columns="images_per_s")  # a token pipeline's row has no images_per_s
+    outcome = judge(rows, confirmation, search_pick, 900.0)
+    said = " ".join(sentences(outcome))
+    assert outcome.unit == "tokens" and "images" not in said
+    assert "prefetch_factor=2 at 900 tokens/s." in said and "one draw of 900 tokens/s in the search" in said
+    assert "Confirmed pick: num_workers=2, pin_memory=false, prefetch_factor=2 at 197 tokens/s" in said
+    assert "ran at 100 tokens/s over the rounds" in said  # geometric means over the drifting rounds
+    write_outcome(tmp_path, outcome)
+    assert read_outcome(tmp_path).unit == "tokens"
+    older = (tmp_path / "autotune.yaml").read_text().replace("unit: tokens\n", "")  # written before the unit
+    (tmp_path / "autotune.yaml").write_text(older)
+    assert read_outcome(tmp_path).unit == "images"

@@ -28,6 +28,7 @@ import yaml
 from pinsweep.analysis.summarize import SummaryError, find_axes, summarize
 from pinsweep.outputs import replacing
 from pinsweep.present.wording import ips, ratio_interval
+from pinsweep.record import with_throughput
 from pinsweep.spelling import norm
 from pinsweep.sweep.order import REPEAT_KEY, pinsweep_order
 
@@ -42,7 +43,8 @@ Settings = dict[str, str]  # searched key -> value as typed on the command line 
 
 @dataclass
 class Trial:
-    """One search trial as the sweeper launched it, with the images/s it returned (nan: it failed)."""
+    """One search trial as the sweeper launched it, with the throughput it returned in the sweep's unit
+    (images/s, tokens/s, ...; the name is older than the unit) (nan: it failed)."""
 
     overrides: list[str]
     images_per_s: float
@@ -101,7 +103,8 @@ def plan(trials: list[Trial], fixed: list[str], configured: Settings, top: int, 
 
 @dataclass
 class Outcome:
-    """What the auto-tune found: the search's pick, the confirmed pick, and the evidence."""
+    """What the auto-tune found: the search's pick, the confirmed pick, and the evidence. The `*images_per_s`
+    fields hold throughput in `unit` (tokens/s, ...): their names are autotune.yaml's, older than the unit."""
 
     search_pick: Settings
     search_images_per_s: float  # the pick's single measurement in the search
@@ -121,6 +124,7 @@ class Outcome:
     failed_jobs: int = 0
     note: str = ""
     compared: Settings = field(default_factory=dict)  # the config the speedup is of
+    unit: str = "images"  # what the throughput counts (train.unit); images in autotune.yaml files from before
 
 
 def _row_of(summary: pd.DataFrame, config: Settings, axes: list[str]) -> pd.Series | None:
@@ -149,6 +153,7 @@ def judge(
         defaults_hold=True,
         agree=search_pick == plan_.baseline,
         failed_jobs=int((rows["status"] != "ok").sum()) if "status" in rows else len(rows),
+        unit=str(with_throughput(rows)["unit"].iloc[0]) if len(rows) else "images",
     )
     axes = [a for a in find_axes(rows) if a in plan_.baseline]
     try:
@@ -204,9 +209,10 @@ def _label(config: Settings) -> str:
 
 def sentences(outcome: Outcome) -> list[str]:
     """The auto-tune's result in plain words, for the report and the terminal."""
+    rate = f"{outcome.unit}/s"  # images/s, tokens/s, ...
     said = [
         f"Search pick (Optuna, one measurement per trial): {_label(outcome.search_pick)} at "
-        f"{ips(outcome.search_images_per_s)} images/s.",
+        f"{ips(outcome.search_images_per_s)} {rate}.",
         f"Confirmation ({CONFIRM_DIR}/): the {len(outcome.candidates)} best distinct configs and the defaults "
         f"({_label(outcome.baseline)}), {outcome.repeats} interleaved rounds each.",
     ]
@@ -218,7 +224,7 @@ def sentences(outcome: Outcome) -> list[str]:
         said.append(f"Defaults hold: no candidate is significantly faster than the defaults{best}; keep them.")
     else:
         said.append(
-            f"Confirmed pick: {_label(outcome.confirmed_pick)} at {ips(outcome.images_per_s)} images/s, "
+            f"Confirmed pick: {_label(outcome.confirmed_pick)} at {ips(outcome.images_per_s)} {rate}, "
             f"{speedup} the defaults' (significant, 95% simultaneous interval)."
         )
     if outcome.agree:
@@ -227,10 +233,10 @@ def sentences(outcome: Outcome) -> list[str]:
         repeated = (
             "did not run in the confirmation"
             if math.isnan(outcome.confirmed_in_search)
-            else f"ran at {ips(outcome.confirmed_in_search)} images/s over the rounds"
+            else f"ran at {ips(outcome.confirmed_in_search)} {rate} over the rounds"
         )
         said.append(
-            f"They differ: the search pick, one draw of {ips(outcome.search_images_per_s)} images/s in the search, "
+            f"They differ: the search pick, one draw of {ips(outcome.search_images_per_s)} {rate} in the search, "
             f"{repeated}."
         )
     if outcome.failed_jobs:

@@ -305,7 +305,8 @@ def plot_heatmap(tables: Tables, pair: tuple[str, str], path: Path) -> Path | st
     fig.colorbar(image, ax=ax, label=f"{per_s(summary)} (steady state, geometric mean)")
     held_text = ", ".join(f"{short_name(a, axes)}={v}" for a, v in held.items())
     held_text = f" for the two axes with the largest effect (others at {held_text})" if held else ""
-    ax.set_title(f"Images/s and speedup vs baseline{held_text}\n{setup_title(tables)}", fontsize=11)
+    rate = per_s(summary)  # images/s, tokens/s, ...: train.unit
+    ax.set_title(f"{rate[0].upper()}{rate[1:]} and speedup vs baseline{held_text}\n{setup_title(tables)}", fontsize=11)
     with replacing(path) as temporary:  # whole or not at all, with the user's umask
         fig.savefig(temporary)
     plt.close(fig)

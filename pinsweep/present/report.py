@@ -157,6 +157,8 @@ def _axis_sentence(
         return sentence
     if kinds.map(lambda kind: kind.unknown).all():
         top = overall.loc[overall.apply(_size, axis=1).idxmax()]
+        if _missing(top["ratio"]):  # no stratum ran both levels: nothing was measured
+            return f"{name}: {top['reference']} -> {top['level']} was not measured ({top['effect']})"
         return (
             f"{name}: {top['reference']} -> {top['level']} measured {_ratio(top['ratio'])}, but without a confidence "
             "interval (a config with fewer than 2 successful runs) that cannot be told from noise"
