@@ -208,6 +208,11 @@ def test_the_optimizer_is_a_hydra_partial_with_train_lr(compose_cfg):
     assert Trainer(build_model(own_lr.model), own_lr, CPU).optimizer.defaults["lr"] == 0.2
     default = compose_cfg("model=tiny", "data=synthetic")
     assert type(Trainer(build_model(default.model), default, CPU).optimizer) is torch.optim.Adam
+    missing = compose_cfg("model=tiny", "data=synthetic", "train.optimizer._target_=torch.optim.Nope")
+    with pytest.raises(
+        ConfigError, match=r"train\.optimizer\._target_=torch\.optim\.Nope: does not import \(ModuleNotFoundError"
+    ):
+        Trainer(build_model(missing.model), missing, CPU)  # the cause kept in the line, not cut after Hydra's
 
 
 class TakesNumClasses(nn.Module):

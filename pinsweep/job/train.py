@@ -30,11 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 from filelock import FileLock, Timeout
-from hydra.utils import instantiate
 from tqdm import tqdm
 
 from pinsweep.analysis import stats
-from pinsweep.config import ConfigError, validate
+from pinsweep.config import ConfigError, instantiate_node, plain, validate
 from pinsweep.input.accounting import EpochTally
 from pinsweep.input.batch import Mover, first_dim, map_batch, tensors
 from pinsweep.input.data import build_datasets, to_float_images
@@ -266,20 +265,9 @@ def scaler_syncs_host(scaler: torch.amp.GradScaler, optimizer: torch.optim.Optim
 
 def optimizer_factory(train_cfg: Any) -> Callable[..., torch.optim.Optimizer]:
     """train.optimizer (a Hydra partial) as `make(parameters)`, with lr=train.lr unless it sets lr itself."""
-    try:
-        partial = instantiate(train_cfg.optimizer, _partial_=True)
-    except Exception as error:
-        raise ConfigError(
-            f"train.optimizer: cannot build {train_cfg.optimizer.get('_target_')} ({one_line_error(error)}); "
-            "give a torch.optim class, e.g. train.optimizer._target_=torch.optim.SGD"
-        ) from error
+    partial = instantiate_node({**plain(train_cfg.optimizer), "_partial_": True}, "train.optimizer", "the optimizer")
     lr = {} if "lr" in train_cfg.optimizer else {"lr": train_cfg.lr}
     return lambda parameters: partial(parameters, **lr)
-
-
-def one_line_error(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 def inject_fault(fault: str | None, step: int, train_input: Input) -> None:
