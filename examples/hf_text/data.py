@@ -48,8 +48,10 @@ def write_dataset(
     root: str | Path, size: int = 2048, test_size: int | None = None, max_length: int = 64, seed: int = 0
 ) -> Path:
     """Writes tokenizer/, train/ (`size` reviews) and test/ (`test_size`, default a quarter) under root."""
-    from datasets import Dataset
+    from datasets import Dataset, disable_progress_bars
     from transformers import BertTokenizerFast
+
+    disable_progress_bars()  # a few thousand short reviews: done before a bar would say anything
 
     root = Path(root)
     (root / "tokenizer").mkdir(parents=True, exist_ok=True)
