@@ -572,6 +572,7 @@ def write_report(report: Report, sweep_dir: str | Path) -> list[Path]:
     sweep_dir = Path(sweep_dir)
     unwritten: list[Path] = []
     for path, render in ((sweep_dir / "report.html", render_html), (sweep_dir / "report.md", render_markdown)):
+        text = render(report.blocks)  # before the write: a plot it cannot read is its own error, not this file's
         with output(path, unwritten), replacing(path) as temporary:
-            temporary.write_text(render(report.blocks), encoding="utf-8")
+            temporary.write_text(text, encoding="utf-8")
     return [path for path in (sweep_dir / "report.html", sweep_dir / "report.md") if path not in unwritten]
