@@ -334,3 +334,19 @@ def test_report_failure_at_sweep_end_keeps_the_summary(sweep, monkeypatch, tmp_p
         "disk (summary.csv and effects.csv are written); please report it with this traceback"
     ]
     assert errors[0].exc_info is not None
+
+    def unreadable(*args, **kwargs):  # an OSError that is not about writing a file: said as itself, one line
+        raise FileNotFoundError(2, "No such file or directory", str(sweep / "throughput.png"))
+
+    monkeypatch.setattr(report, "write_report", unreadable)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="pinsweep"), pytest.raises(SystemExit):
+        SummarizeOnMultirunEnd().on_multirun_end(config)
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert [(record.getMessage(), record.exc_info) for record in errors] == [
+        (
+            f"report not made: [Errno 2] No such file or directory: '{sweep / 'throughput.png'}' (summary.csv and "
+            "effects.csv are written)",
+            None,
+        )
+    ]

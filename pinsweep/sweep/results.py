@@ -70,7 +70,10 @@ def write_results(sweep_dir: str | Path, baseline: str = "") -> int:
     broken = 0
     try:
         unwritten += report_folder(sweep_dir, tables)  # the tables just summarized, not re-read from disk
-    except Exception as error:  # every OSError writing a file was caught where it was written: this is a bug
+    except OSError as error:  # not writing a file (that was caught where it was written): reading one, say
+        log.error("report not made: %s (summary.csv and effects.csv are written)", error)
+        broken = 1
+    except Exception as error:  # a bug: no disk to free, and its traceback is what a fix needs
         log.exception(
             "report not made: %s: %s, an error in pinsweep, not the disk (summary.csv and effects.csv are "
             "written); please report it with this traceback",
