@@ -126,13 +126,21 @@ install_wheels() {  # the carried wheels only: --no-index, --no-deps, into a fol
     echo "no wheels in $WHEELS: run python3 benchmarks/fetch_wheels.py here and carry benchmarks/wheels"
   else
     printf '  %s\n' "${wheels[@]##*/}"
-    "$PY" -m pip install -q --no-index --no-deps --no-cache-dir --upgrade --target "$SITE" "${wheels[@]}"
+    if "$PY" -m pip --version >/dev/null 2>&1; then
+      "$PY" -m pip install -q --no-index --no-deps --no-cache-dir --upgrade --target "$SITE" "${wheels[@]}"
+    else  # they are pure Python (fetch_wheels.py refuses others): a wheel unzipped is a wheel installed
+      echo "no pip for $PY: unzipping the wheels into $SITE"
+      "$PY" -c 'import sys, zipfile; [zipfile.ZipFile(w).extractall(sys.argv[1]) for w in sys.argv[2:]]' "$SITE" "${wheels[@]}"
+    fi
   fi
   # every requirement of pinsweep, and pytest's plugins, met from the image or the carried folder
   "$PY" - <<'EOF'
 import importlib.metadata, os, re, sys
 
-from packaging.requirements import Requirement
+try:
+    from packaging.requirements import Requirement
+except ImportError:  # pip's own copy
+    from pip._vendor.packaging.requirements import Requirement
 
 text = open("pyproject.toml").read()
 dependencies = re.search(r"^dependencies = \[(.*?)^\]", text, re.S | re.M).group(1)
@@ -345,13 +353,13 @@ main() {
   if [ "$gpus" -ge 2 ] || [ "$RANKS_DEVICE" = cpu ]; then ranks_s=$RANKS_S; fi  # kept for the multi-rank stage
   stage install 40 install_wheels
   if [ "$RUN_TESTS" = 1 ]; then
-    stage "pytest -m gpu" 90 gpu_tests $((250 + ranks_s))  # keeps 150 s for the sweep
+    stage "pytest -m gpu" 90 gpu_tests $((200 + ranks_s))  # keeps at least 120 s for the sweep, 60 for the JPEGs
   else
     skip "pytest -m gpu" "GPU_CHECK_TESTS=0"
   fi
-  stage sweep 200 sweep $((100 + ranks_s))  # keeps 80 s for the imagefolder stage, 20 for the results
+  stage sweep 200 sweep $((80 + ranks_s))  # keeps at least 60 s for the JPEG stage and 20 for the results
   if [[ " ${failed[*]:-} " == *" sweep "* ]] || [ ! -s "$SWEEP/summary.csv" ]; then
-    stage summary 30 summary $((90 + ranks_s))
+    stage summary 30 summary $((80 + ranks_s))
   else
     skip summary "the sweep wrote summary.csv and effects.csv"
   fi
