@@ -19,6 +19,8 @@ import pytest
 
 from pinsweep.record import read_rows
 
+pytestmark = pytest.mark.slow  # end-to-end sweeps in a subprocess
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 CHEAP = ("train.ceiling_steps=2", "train.ceiling_budget_s=0.2", "train.threads=1", "loader.batch_size=16")
