@@ -123,10 +123,17 @@ class AutotuneSweeperImpl(OptunaSweeper):
         except SummaryError:  # the defaults failed in every round: summarize against the first that ran
             log.exception("confirmation not summarized against the defaults; summarizing %s as it ran", confirm_dir)
             tables = summarize_folder(confirm_dir, rows=rows)
-        try:
+        try:  # the summary stands alone, as at the end of any sweep (pinsweep.sweep.results.write_results)
             report_folder(confirm_dir, tables)
-        except Exception:  # the summary stands alone, as at the end of any sweep
-            log.exception("confirmation report not written (its summary.csv is)")
+        except OSError as error:  # a file that could not be written was named where it failed
+            log.error("confirmation report not made: %s (its summary.csv is written)", error)
+        except Exception as error:  # a bug, not the disk: its traceback is what a fix needs
+            log.exception(
+                "confirmation report not made: %s: %s, an error in pinsweep, not the disk (its summary.csv is "
+                "written); please report it with this traceback",
+                type(error).__name__,
+                error,
+            )
         outcome = confirm.judge(rows, plan, search_pick, float(best.best_value), summary)
         # the report of the whole sweep, written when the callback summarizes the trials, quotes it
         log.info("auto-tune: wrote %s", confirm.write_outcome(sweep_dir, outcome))

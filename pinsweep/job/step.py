@@ -22,12 +22,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from hydra.utils import get_method
+from omegaconf import OmegaConf
 
 from pinsweep.config import ConfigError
 from pinsweep.input.batch import first_dim
-
-CLASSIFICATION_STEP = "pinsweep.job.step.classification"  # train.step's default
-IMAGE_DATASETS = ("cifar10", "synthetic", "imagefolder")  # the shipped datasets: their items are images
+from pinsweep.record import CLASSIFICATION_STEP, configured_unit
 
 
 def classification(model: torch.nn.Module, batch: Any) -> torch.Tensor:
@@ -61,12 +60,10 @@ def is_default_step(train_cfg: Any) -> bool:
 
 def unit_of(cfg: Any) -> str:
     """train.unit, or its default: images for the shipped image datasets and for the classification
-    step (whose batches are images by its contract), samples for everything else."""
-    if cfg.train.unit:
-        return cfg.train.unit
-    if cfg.data.name in IMAGE_DATASETS or (is_default_step(cfg.train) and not cfg.train.count):
-        return "images"
-    return "samples"
+    step (whose batches are images by its contract), samples for everything else. One rule, the row's
+    (pinsweep.record.configured_unit), so a job that failed before counting says the same unit."""
+    keys = ("train.unit", "data.name", "train.step", "train.count")
+    return configured_unit({key: OmegaConf.select(cfg, key) for key in keys})
 
 
 def counter(train_cfg: Any) -> Callable[[Any], int]:

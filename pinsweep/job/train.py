@@ -45,6 +45,7 @@ from pinsweep.job import step as steps
 from pinsweep.job.environment import device_environment
 from pinsweep.job.model import build_model
 from pinsweep.job.timing import StepTimer, StepTimes, StopRule, synchronize
+from pinsweep.record import IMAGE_DATASETS
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class Trainer:
         self.evaluation = steps.Evaluation(cfg.train, self.loss_of)
         # uint8 images (the tensor, device and JPEG pipelines, or your classifier's) become floats before
         # the step; a batch of your own data under your own step reaches it as your collate_fn made it
-        self.float_images = cfg.data.name in steps.IMAGE_DATASETS or steps.is_default_step(cfg.train)
+        self.float_images = cfg.data.name in IMAGE_DATASETS or steps.is_default_step(cfg.train)
         self.channels_last = cfg.train.channels_last
         self.checked = False  # the first step checks the batch and the loss once
         amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
