@@ -52,16 +52,18 @@ def image_shards(
     shardshuffle: int | bool = False,
     augment: bool = False,
     empty_check: bool = True,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> wds.WebDataset:
     """data._target_: the shards at `urls` (brace notation, `train-{000000..000003}.tar`) as
     `(image, label)` samples: float CHW images in [0, 1] and int labels.
 
     Shards are split across nodes (torch.distributed ranks) and then across DataLoader workers, so every
-    sample is read once per epoch; `shardshuffle` shuffles the shard order (a buffer of that many shards)
-    and `shuffle` the samples (a buffer of that many). The pipeline has no `__len__`: pinsweep counts the
-    samples as they stream. webdataset raises when a worker gets no shard (`empty_check`): fewer shards
-    than workers; `empty_check=False` lets the idle worker yield nothing, and pinsweep names it."""
+    sample is read once per epoch; `shardshuffle` shuffles the shard order (a buffer of that many shards,
+    from `seed`, drawn once as the pipeline is built when None: every worker shuffles the same way, so
+    that the split still gives each shard to one worker) and `shuffle` the samples (a buffer of that
+    many). The pipeline has no `__len__`: pinsweep counts the samples as they stream. webdataset raises
+    when a worker gets no shard (`empty_check`): fewer shards than workers; `empty_check=False` lets the
+    idle worker yield nothing, and pinsweep names it."""
     steps = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
     if augment:
         steps.insert(0, v2.RandomHorizontalFlip())
