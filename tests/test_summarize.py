@@ -485,3 +485,27 @@ def test_an_axis_level_with_no_stratum_that_ran_says_why():
     assert overall["effect"] == "unknown: no stratum ran both levels"
     one_round = summarize(_grid(device="cuda:0").query("`train.repeat` == 0"))[1]
     assert set(one_round["effect"]) == {"unknown: needs train.repeat >= 2"}
+
+
+def test_configs_of_the_same_data_whose_epochs_hold_other_item_counts_are_flagged():
+    """Issue 26: items per epoch must not grow with num_workers (workers that each read a whole stream);
+    a swept batch size or data setting may change them and is not flagged."""
+    rows = _grid()
+    rows["unit"] = "images"
+    rows["items_per_epoch"] = [
+        192.0 if workers == 2 and not pin else 96.0
+        for pin, workers in zip(rows["loader.pin_memory"], rows["loader.num_workers"])
+    ]
+    summary, _ = summarize(rows)
+    flagged = summary[summary["epoch_items_differ"]]
+    assert [(f["loader.pin_memory"], f["loader.num_workers"]) for _, f in flagged.iterrows()] == [("false", "2")]
+    assert (
+        "loader.pin_memory=false, loader.num_workers=2 yielded 192 images an epoch, the others 96"
+        in summary["note"].iloc[0]
+    )
+    rows["loader.batch_size"] = [64 if workers == 2 else 256 for workers in rows["loader.num_workers"]]
+    rows["items_per_epoch"] = [192.0 if workers == 2 else 96.0 for workers in rows["loader.num_workers"]]
+    summary, _ = summarize(
+        rows.assign(**{"loader.pin_memory": False}).drop_duplicates(["loader.batch_size", "train.repeat"])
+    )
+    assert not summary["epoch_items_differ"].any() and "epochs differ" not in summary["note"].iloc[0]

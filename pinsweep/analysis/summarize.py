@@ -257,6 +257,10 @@ def _group_stats(group: pd.DataFrame) -> dict[str, Any]:
         "cpu_processes": _median(ok, "cpu_processes"),
         "cpu_threads": _median(ok, "cpu_threads"),
         "first_batch_s": _median(ok, "first_batch_s_median"),
+        # what one epoch held, as the loader yielded it (pinsweep.job.train.EpochAccounting): equal across
+        # configs of the same data, or they did not do the same work (`epoch_items_differ`)
+        "items_per_epoch": _median(ok, "items_per_epoch"),
+        "idle_workers": _median(ok, "idle_workers"),
         "test_accuracy": _median(ok, "test_accuracy"),
         "failures": "; ".join(
             f"job {job_label(r)} {r['status']}: {r.get('error', '')}" for _, r in failures.iterrows()
@@ -373,7 +377,8 @@ def summarize(
     for c, flag in zip(ran, _could_be_fastest(sweep, ran, stopping)):
         summary.at[c, "could_be_fastest"] = flag
     mark_resolved(summary, effects, contrasts)
-    notes = [fallback_note, _accelerator_note(sweep.inactive), _shared_note(rows)]
+    summary["epoch_items_differ"], epoch_note = epoch_items_differ(summary, axes)
+    notes = [fallback_note, _accelerator_note(sweep.inactive), _shared_note(rows), epoch_note]
     summary["note"] = "; ".join(filter(None, notes))
     return summary, effects
 
@@ -573,6 +578,47 @@ def axis_effects(sweep: _Design, base: dict[str, str]) -> tuple[pd.DataFrame, li
             records.append({"axis": axis, "level": level, "reference": reference, "held_fixed": OVERALL})
     effects = pd.DataFrame(records, columns=["axis", "level", "reference", "held_fixed"])
     return effects, contrasts
+
+
+# swept settings that change what an epoch holds: configs that differ in one of them may differ in items
+EPOCH_DEFINING = (
+    "data.",
+    "loader.drop_last",
+    "loader.batch_size",
+    "train.max_steps_per_epoch",
+    "train.ranks",
+    "train.count",
+)
+
+
+def epoch_items_differ(summary: pd.DataFrame, axes: list[str]) -> tuple[pd.Series, str]:
+    """Configs that read the same data (equal in every swept setting that defines an epoch) must yield
+    the same items an epoch; one that yields another count did other work, most often workers that each
+    read a whole stream (items growing with num_workers). Each such config flagged, and a note naming it
+    against the count most configs of its data yield."""
+    flags = pd.Series(False, index=summary.index, dtype=bool)
+    if "items_per_epoch" not in summary or summary["items_per_epoch"].isna().all():
+        return flags, ""
+    defining = [axis for axis in axes if axis.startswith(EPOCH_DEFINING)]
+    groups = summary.groupby(defining, sort=False) if defining else [((), summary)]
+    differing = []
+    for _, group in groups:
+        counts = group["items_per_epoch"].dropna()
+        if counts.nunique() < 2:
+            continue
+        usual = counts.mode().iloc[0]
+        odd = counts[counts != usual]
+        flags[odd.index] = True
+        for index, items in odd.items():
+            config = ", ".join(f"{axis}={summary.at[index, axis]}" for axis in axes if axis not in defining)
+            differing.append(f"{config} yielded {items:g} {summary.at[index, 'unit']} an epoch, the others {usual:g}")
+    if not differing:
+        return flags, ""
+    return flags, (
+        "epochs differ: " + "; ".join(differing) + ": these configs did not do the same work, so their speed is no "
+        "finding; a stream whose every worker reads it whole grows with loader.num_workers (split it with "
+        "torch.utils.data.get_worker_info(), webdataset's split_by_worker)"
+    )
 
 
 def _accelerator_note(inactive: list[str]) -> str:
