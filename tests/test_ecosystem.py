@@ -113,7 +113,10 @@ def test_datasets_with_a_collator_and_a_bert_from_a_nested_config_count_real_tok
     train = load_from_disk(str(root / "train"))
     real_tokens = sum(map(sum, train["attention_mask"]))
     sweep = tmp_path / "sweep"
-    result = sweep_example("hf_text", sweep, f"data.root={root}", "model.kwargs.config.num_hidden_layers=1")
+    # isolate=false: both jobs in the sweep's process, which imports transformers once (about 3 s a job
+    # otherwise: the fork server preloads pinsweep, not the configured targets' libraries)
+    small = ("model.kwargs.config.num_hidden_layers=1", "isolate=false")
+    result = sweep_example("hf_text", sweep, f"data.root={root}", *small)
     rows = assert_two_ok_rows_of_one_epoch(sweep, result, "tokens")
     assert (rows["items_per_epoch"] == real_tokens).all()  # padding left out, whatever the batches' shapes
     assert (rows["samples_per_epoch"] == 64).all()
