@@ -150,19 +150,44 @@ def test_the_engine_nodes_refuses_a_stream_in_one_line(compose_cfg, tmp_path):
     assert row["status"] == "invalid" and "loader.engine=dataloader" in row["error"]
 
 
-def test_fingerprints_tell_the_same_samples_from_different_ones_and_constant_data_says_nothing():
-    tally = WorkerTally(2, fingerprints=True)
-    same = [(torch.full((4,), float(i)), i) for i in range(8)]
-    tally.record(0, same)
-    tally.record(1, list(reversed(same)))  # the same samples in another order (a shuffle buffer)
+def test_sketches_tell_workers_reading_the_same_samples_in_any_order_and_constant_data_says_nothing():
+    def samples(indices):
+        return [(torch.full((4,), float(i)), i) for i in indices]
+
+    tally = WorkerTally(2, sketching=True)
+    tally.record(0, samples(range(0, 400)))
+    tally.record(1, samples(reversed(range(0, 400))))  # the same samples, another order (its own shuffle)
     assert tally.epoch().same_stream() == (0, 1)
     tally.reset()
-    tally.record(0, same)
-    tally.record(1, [(torch.full((4,), float(i)), i) for i in range(8, 16)])
+    tally.record(0, samples(range(0, 400)))
+    tally.record(1, samples(range(400, 800)))  # a stream split between the workers
     assert tally.epoch().same_stream() is None
     tally.reset()
-    constant = [(torch.zeros(4), 0)] * 8  # every sample alike: nothing to tell from
-    tally.record(0, constant)
-    tally.record(1, constant)
+    tally.record(0, samples([0] * 100))  # every sample alike: nothing to tell from
+    tally.record(1, samples([0] * 100))
     assert tally.epoch().same_stream() is None
+    tally.reset()
+    tally.stop_sketching()  # after the first epoch: counted, not sketched
+    tally.record(0, samples(range(0, 400)))
+    tally.record(1, samples(range(0, 400)))
+    assert tally.epoch().same_stream() is None and tally.epoch().worker_batches == [1, 1]
     assert fingerprint({"ids": torch.arange(3), "text": "a"}) == fingerprint({"ids": torch.arange(3), "text": "a"})
+
+
+class ShuffledCopies(ShardStream):
+    """Every worker reads the whole stream, each in its own shuffled order (its worker seed): the bug,
+    shuffled, which no comparison of first samples catches."""
+
+    def __iter__(self):
+        info = get_worker_info()
+        generator = torch.Generator().manual_seed(info.seed if info is not None else 0)
+        samples = list(super().__iter__())
+        for index in torch.randperm(len(samples), generator=generator).tolist():
+            yield samples[index]
+
+
+def test_workers_reading_the_whole_stream_each_in_its_own_order_are_invalid_too(compose_cfg, tmp_path):
+    cfg = compose_cfg(*stream_job("loader.num_workers=2", f"data._target_={__name__}.ShuffledCopies"))
+    cfg.data.kwargs = {"split_by_worker": False}
+    row = run_and_record(cfg, tmp_path)
+    assert row["status"] == "invalid" and "yielded the same samples" in row["error"]

@@ -89,8 +89,9 @@ class TorchLoader(Input):
             arguments.update(sampler=sampler, shuffle=False)
         if loader_cfg.worker_threads is not None:
             arguments["worker_init_fn"] = shard.WorkerThreads(loader_cfg.worker_threads)
-        # a stream with several workers is fingerprinted: its workers may all read the same samples
-        self.tally = WorkerTally(loader_cfg.num_workers, fingerprints=self.stream and loader_cfg.num_workers > 1)
+        # a stream with several workers is sketched in its first epoch: its workers may all read the same samples
+        sketching = train and self.stream and loader_cfg.num_workers > 1
+        self.tally = WorkerTally(loader_cfg.num_workers, sketching)
         self.loader = DataLoader(dataset, collate_fn=TalliedCollate(collate_fn, self.tally), **arguments)
         self.num_workers = loader_cfg.num_workers
         self.prefetch_factor = self.loader.prefetch_factor
@@ -109,7 +110,9 @@ class TorchLoader(Input):
         return iterator
 
     def epoch_tally(self) -> EpochTally | None:
-        return self.tally.epoch()
+        tally = self.tally.epoch()
+        self.tally.stop_sketching()  # the first epoch tells whether workers share a stream; later ones pay nothing
+        return tally
 
     @property
     def ready_ahead(self) -> int:
