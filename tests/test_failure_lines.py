@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from pinsweep.record import read_rows
 
@@ -96,3 +97,24 @@ def test_a_diverged_job_is_kept_timed_and_flagged_in_the_table_and_the_report(sw
     summary = pd.read_csv(sweep_dir / "summary.csv")
     assert summary["n_loss_not_finite"].sum() == 2
     assert "loss_finite=false" in (sweep_dir / "report.md").read_text()
+
+
+class _ManyLinesInAWorker(torch.utils.data.IterableDataset):
+    def __iter__(self):
+        raise ValueError(
+            "No samples found; perhaps you have fewer shards than workers.\nTurn off using empty_check=False"
+        )
+        yield
+
+
+def test_a_workers_exception_of_several_lines_is_one_line_with_all_of_it():
+    """webdataset's message for fewer shards than workers ends with its workaround on a line of its own;
+    the line kept only that last line, which named neither the exception nor the cause."""
+    from pinsweep.job.isolate import one_line
+
+    with pytest.raises(Exception) as caught:
+        list(torch.utils.data.DataLoader(_ManyLinesInAWorker(), num_workers=1))
+    assert one_line(caught.value) == (
+        "ValueError: No samples found; perhaps you have fewer shards than workers. "
+        "Turn off using empty_check=False (in a DataLoader worker)"
+    )

@@ -101,9 +101,13 @@ def one_line(error: BaseException) -> str:
     rank, cause = getattr(error, "rank", None), getattr(error, "error", None)
     if isinstance(rank, int) and isinstance(cause, BaseException):  # pinsweep.job.ranks.RankFailed: that rank's own
         return f"rank {rank}: {one_line(cause)}"
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    raw = [line for line in str(error).strip().splitlines() if line.strip()]
+    lines = [line.strip() for line in raw]
     if len(lines) > 1 and lines[1].startswith("Original Traceback"):
-        return f"{lines[-1]} (in a DataLoader worker)"
+        # the worker's exception is what follows its traceback's last frame (indented lines), all of it:
+        # "ValueError: No samples found ..." may go on over several lines
+        last_frame = max((index for index, line in enumerate(raw) if line[:1].isspace()), default=1)
+        return f"{' '.join(lines[last_frame + 1 :])} (in a DataLoader worker)"
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
