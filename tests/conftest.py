@@ -90,7 +90,16 @@ def pytest_configure(config):
 
 # the slowest files (about 50-110 s each on 2 cores, 2026-12-03) go first, so that the two workers finish
 # together instead of one running a long file at the end while the other idles
-SLOWEST_FIRST = ("test_optuna", "test_interruptions", "test_slurm", "test_hydra_plugins", "test_install", "test_faults", "test_ranks", "test_ecosystem")
+SLOWEST_FIRST = (
+    "test_optuna",
+    "test_interruptions",
+    "test_slurm",
+    "test_hydra_plugins",
+    "test_install",
+    "test_faults",
+    "test_ranks",
+    "test_ecosystem",
+)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the mark
