@@ -458,6 +458,7 @@ def test_each_launched_rank_trains_on_its_own_local_rank_gpu(compose_cfg, monkey
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(ranks.dist, "init_process_group", fake_init_process_group)
     monkeypatch.setattr(ranks, "_exit_with_parent", lambda: None)
+    monkeypatch.setattr(ranks, "_name_rank_in_logs", lambda rank: None)  # the suite's own log lines stay as they are
     monkeypatch.setattr(ranks.signal, "signal", lambda *args: signal.SIG_DFL)  # pytest keeps its handlers
     monkeypatch.setattr(ranks.multiprocessing, "set_start_method", lambda *args, **kwargs: None)
     ranks.launch(compose_cfg(*TWO_RANKS, "train.device=cuda"))
