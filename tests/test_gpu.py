@@ -159,3 +159,48 @@ def test_pinned_non_blocking_job_records_an_active_pin_and_device_memory(compose
     assert row["env.device_name"]
     assert row["copy_s"] > 0 and row["compute_s"] > 0 and row["host_wait_s"] > 0
     assert row["compute_ceiling_ci_rel"] > 0 and row["loader_ceiling_ci_rel"] > 0
+
+
+def test_the_timed_window_holds_no_device_sync_and_epochs_are_timed_on_the_gpu(compose_cfg, tmp_path, monkeypatch):
+    """Issue 30, item 3, on a GPU: torch.cuda.synchronize is called only before and at the ends of the
+    timed window; the epoch times come from CUDA events."""
+    from pinsweep.job import train as job
+
+    calls, steps = [], []
+    synchronize = torch.cuda.synchronize
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *args: (calls.append(len(steps)), synchronize(*args)))
+    computed = StepTimer.computed
+    monkeypatch.setattr(StepTimer, "computed", lambda timer: (computed(timer), steps.append(1)))
+    metrics = job.run_job(compose_cfg(*GPU_JOB, "train.epochs=3", "train.ceiling_steps=0"))
+    per_epoch = metrics["steps"] // 3
+    inside = [n for n in calls if per_epoch < n < metrics["steps"]]
+    assert not inside, calls
+    assert len(metrics["epoch_times_s"]) == 3 and min(metrics["epoch_times_s"]) > 0
+
+
+def test_training_s_device_peak_is_below_the_jobs_with_its_ceilings(compose_cfg, tmp_path):
+    """Issue 30, item 4: the compute ceiling trains a deep copy of the model with fresh optimizer state,
+    so the job's peak exceeds training's; the row's peak_device_mb is training's."""
+    row = run_and_record(compose_cfg(*GPU_JOB, "model=resnet18", "data.train_size=512"), tmp_path)
+    assert row["status"] == "ok", row["error"]
+    assert 0 < row["peak_device_mb"] < row["peak_device_job_mb"]
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_amp_on_cuda_records_whether_its_scaler_syncs_every_step(compose_cfg, tmp_path, fused):
+    """Issue 30, item 5: Adam under AMP syncs the host every step (found_inf read with .item()); fused
+    Adam takes found_inf on the device."""
+    extra = ("+train.optimizer.fused=true",) if fused else ()
+    row = run_and_record(compose_cfg(*GPU_JOB, "train.amp=true", *extra), tmp_path)
+    assert row["status"] == "ok", row["error"]
+    assert row["amp_host_sync"] is (not fused)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
+def test_a_two_rank_job_trains_each_rank_on_its_own_gpu(compose_cfg, tmp_path):
+    """Issue 30, item 1, for real: every multi-GPU job failed at start."""
+    from pinsweep.record import RANKS_FILE
+
+    row = run_and_record(compose_cfg(*GPU_JOB, "train.ranks=2", "train.device=cuda"), tmp_path)
+    assert row["status"] == "ok", row["error"]
+    assert row["ranks"] == 2 and (tmp_path / RANKS_FILE).exists()
