@@ -2,6 +2,7 @@
 
 import sys
 
+from pinsweep.config import misspelt_override
 from pinsweep.job.start import start_job_server
 from pinsweep.sweep.lock import refuse_if_in_use
 
@@ -19,6 +20,9 @@ def _runs_jobs_here(arguments: list[str]) -> bool:
 
 
 def main() -> None:
+    for argument in sys.argv[1:]:  # a misspelt key, refused at once with the nearest real one (not Hydra's "+key")
+        if (line := misspelt_override(argument)) is not None:
+            sys.exit(f"pinsweep: {line}")
     refuse_if_in_use(sys.argv[1:])  # a folder another sweep is running in: refuse before importing torch
     if _runs_jobs_here(sys.argv[1:]):
         try:

@@ -7,6 +7,8 @@ job runs. `validate()` adds the checks a type cannot express (ranges, combinatio
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -162,7 +164,7 @@ def validate(cfg: Any) -> None:
     for group, schema in GROUP_SCHEMAS.items():
         unknown = sorted(set(cfg[group]) - {f.name for f in fields(schema)})
         if unknown:  # `+loader.typo=1` gets past Hydra's type check; a misspelt axis must not
-            raise ConfigError(f"{group}.{unknown[0]}: not a {group} setting; the keys are in pinsweep/config.py")
+            raise ConfigError(unknown_key(f"{group}.{unknown[0]}"))
     if loader.batch_size < 1:
         raise ConfigError(f"loader.batch_size={loader.batch_size}: must be >= 1, e.g. loader.batch_size=256")
     if loader.num_workers < 0:
@@ -187,10 +189,62 @@ def validate(cfg: Any) -> None:
     _validate_train(train)
     _validate_input(data, loader)
     _validate_own(cfg.model, data)
+    _validate_ranges(cfg)
+
+
+DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+LONGEST_TIMEOUT_S = 10**8  # ~3 years: the interval timer's own limit is near here, and no job runs longer
+
+
+def _validate_ranges(cfg: Any) -> None:
+    """Values a type admits and torch, NumPy or the OS would refuse later with words that name no key."""
+    train, data, model = cfg.train, cfg.data, cfg.model
+    if not (math.isfinite(train.lr) and train.lr > 0):
+        raise ConfigError(f"train.lr={train.lr}: must be a positive finite learning rate, e.g. train.lr=0.001")
+    if not 0 <= train.seed < 2**32:  # NumPy's seed range, which train.seed also seeds
+        raise ConfigError(f"train.seed={train.seed}: must be in 0 .. 2**32 - 1, e.g. train.seed=1")
+    if not DEVICE.match(str(train.device)):
+        raise ConfigError(f"train.device={train.device}: use auto, cpu, cuda or cuda:N")
+    if train.timeout_s is not None and not 0 < train.timeout_s < LONGEST_TIMEOUT_S:
+        raise ConfigError(
+            f"train.timeout_s={train.timeout_s}: seconds in (0, {LONGEST_TIMEOUT_S:.0e}), or null for no limit"
+        )
+    if not (math.isfinite(data.sample_delay_ms) and data.sample_delay_ms >= 0):
+        raise ConfigError(f"data.sample_delay_ms={data.sample_delay_ms}: must be >= 0 milliseconds")
     for size_key in ("train_size", "test_size"):
         size = data[size_key]
         if size is not None and size < 1:
             raise ConfigError(f"data.{size_key}={size}: must be >= 1 or null")
+    if model.num_classes < 1:
+        raise ConfigError(f"model.num_classes={model.num_classes}: must be >= 1, e.g. model.num_classes=10")
+    if model.width < 1:
+        raise ConfigError(f"model.width={model.width}: channels of the tiny CNN's first layer, must be >= 1")
+
+
+def unknown_key(key: str) -> str:
+    """The line for a key the schema does not have, with the nearest one that it does (by the setting's own
+    name: every key of a group shares its prefix)."""
+    group, _, name = key.partition(".")
+    schema = GROUP_SCHEMAS[group]
+    nearest = difflib.get_close_matches(name, [f.name for f in fields(schema)], n=1, cutoff=0.6)
+    hint = f"did you mean {group}.{nearest[0]}?" if nearest else f"the {group} keys are in pinsweep/config.py"
+    return f"{key}: not a {group} setting; {hint}"
+
+
+def misspelt_override(argument: str) -> str | None:
+    """One line for a command-line override of a key the schema lacks (`loader.batchsize=64`), said before
+    Hydra would answer "To append to your config use +loader.batchsize=64", advice that fails once
+    followed. Group choices (`model=tiny`), Hydra's own keys, appends (`+`), deletions (`~`) and keys below
+    a setting (`data.kwargs.size`) are Hydra's to judge."""
+    key = argument.split("=", 1)[0]
+    if "=" not in argument or argument.startswith(("-", "+", "~")) or "/" in key:
+        return None
+    parts = key.split(".")
+    if len(parts) < 2 or parts[0] not in GROUP_SCHEMAS:
+        return None
+    if parts[1] in {f.name for f in fields(GROUP_SCHEMAS[parts[0]])}:
+        return None
+    return unknown_key(f"{parts[0]}.{parts[1]}")
 
 
 def _validate_input(data: Any, loader: Any) -> None:

@@ -689,6 +689,16 @@ def run_job(cfg: Any) -> dict[str, Any]:
         warnings.filterwarnings("ignore", message=".*pin_memory.*no accelerator", category=UserWarning)
     if cfg.loader.num_workers > (os.cpu_count() or 1):
         log.warning("loader.num_workers=%d exceeds the %d CPUs here", cfg.loader.num_workers, os.cpu_count())
+    if cfg.train.threads is not None and cfg.train.threads > (os.cpu_count() or 1):
+        log.warning(
+            "train.threads=%d exceeds the %d CPUs here: the threads wait for each other at every op (often "
+            "many times slower); set train.threads <= %d",
+            cfg.train.threads,
+            os.cpu_count(),
+            os.cpu_count(),
+        )
+    if not cfg.loader.in_order and cfg.loader.num_workers == 0:
+        log.warning("loader.in_order=false has no effect without workers: one process yields batches in order")
 
     if cfg.data.decoder == "nvjpeg" and device.type != "cuda":
         raise ConfigError(
@@ -704,6 +714,12 @@ def run_job(cfg: Any) -> dict[str, Any]:
 
     train_set, test_set = build_datasets(cfg.data)
     stream = is_stream(train_set)
+    samples = declared_length(train_set)
+    if not stream and samples is not None and samples < cfg.loader.batch_size and not cfg.loader.drop_last:
+        raise ConfigError(
+            f"loader.batch_size={cfg.loader.batch_size} is larger than the train split's {samples} samples, so "
+            f"every step would be one batch of {samples}: set loader.batch_size <= {samples}, or use more data"
+        )
     if stream and cfg.loader.shuffle:
         log.info("loader.shuffle: the IterableDataset orders its own stream; DataLoader shuffles no stream")
     if stream and distributed.several_ranks():
