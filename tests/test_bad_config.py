@@ -1,6 +1,7 @@
 """Every config mistake is one line naming the key and the fix, before anything trains (issue 32): the
 table below is the promise, case by case. Each case composes the real conf/ and validates it (or, for a
-misspelt key, asks the check `python -m pinsweep` makes before Hydra starts); none trains a model."""
+misspelt key, asks the check `python -m pinsweep` makes before Hydra starts); none trains a model. The
+last table holds jobs whose mistake shows at the first batch: each runs in process, up to that batch."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
+from pinsweep.app import run_and_record
 from pinsweep.config import ConfigError, misspelt_override, validate
 
 # (overrides, words the one line must hold): each a typed value that cannot run
@@ -131,3 +134,51 @@ def test_the_command_refuses_a_misspelt_key_at_once_in_one_line_not_with_hydras_
     assert result.returncode == 1
     assert result.stderr.strip() == "pinsweep: loader.batchsize: not a loader setting; did you mean loader.batch_size?"
     assert not (tmp_path / "multirun").exists()  # refused before Hydra made a sweep folder
+
+
+# ----------------------------------------------------------------------------- found at the first batch
+
+
+def none_collate(samples):
+    return None
+
+
+class EmptySplit(torch.utils.data.Dataset):
+    def __init__(self, train=True):
+        pass
+
+    def __len__(self):
+        return 0
+
+    def __getitem__(self, index):
+        raise IndexError(index)
+
+
+class TextSamples(EmptySplit):
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, index):
+        return "some text", 1
+
+
+class NoParameters(torch.nn.Module):
+    def forward(self, images):
+        return images.flatten(1)[:, :10]
+
+
+# (overrides, words): a job that cannot train, found before or at its first step, is an invalid row
+FIRST_BATCH = [
+    ([f"data.collate_fn={__name__}.none_collate"], "made a batch of None: a collate_fn must return the batch"),
+    (["data=custom", f"data._target_={__name__}.EmptySplit"], "the train split of data=custom has no samples"),
+    (["data=custom", f"data._target_={__name__}.TextSamples"], "takes (images, labels) batches of tensors"),
+    (["model=custom", f"model._target_={__name__}.NoParameters"], "has no parameter to train"),
+    (["model.num_classes=2"], "model.num_classes=2: the batch holds label 9"),
+    (["data.train_size=100", "loader.batch_size=128"], "loader.batch_size=128 is larger than the train split's 100"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "words"), FIRST_BATCH, ids=[" ".join(o) for o, _ in FIRST_BATCH])
+def test_a_job_that_cannot_train_is_an_invalid_row_naming_the_key(compose_cfg, tiny_job, tmp_path, overrides, words):
+    row = run_and_record(compose_cfg(*tiny_job, "isolate=false", "train.ceiling_steps=0", *overrides), tmp_path)
+    assert row["status"] == "invalid" and words in row["error"], row["error"]

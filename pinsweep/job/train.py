@@ -162,7 +162,14 @@ class Trainer:
         self.move = Mover(device, cfg.loader.non_blocking, cfg.train.channels_last)
         self.model = model.to(device, memory_format=self.memory_format)
         self.make_optimizer = optimizer_factory(cfg.train)
+        if not any(p.requires_grad for p in self.model.parameters()):
+            raise ConfigError(
+                f"model {cfg.model.name} has no parameter to train, so the optimizer has nothing to step: "
+                "give a model with trainable parameters (model._target_, model.kwargs)"
+            )
         self.optimizer = self.make_optimizer(self.model.parameters())
+        self.num_classes = cfg.model.num_classes
+        self.collate_fn = cfg.data.collate_fn if isinstance(cfg.data.collate_fn, str) else None
         self.train_cfg = cfg.train
         self.loss_of = steps.resolve("train.step", cfg.train.step)
         self.count_items = steps.counter(cfg.train)
@@ -217,19 +224,48 @@ class Trainer:
         batch = self.prepare(batch)
         if not self.checked:
             self.check_batch(batch)
-        with self.autocast():
-            loss = self.loss_of(self.model, batch)
-        if not self.checked:
+            with self.autocast():
+                loss = self.first_loss(batch)
             steps.check_loss(loss, self.train_cfg)
             self.checked = True
+        else:
+            with self.autocast():
+                loss = self.loss_of(self.model, batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss.detach()
 
+    def first_loss(self, batch: Any) -> torch.Tensor:
+        """The first step's loss, where a classification batch whose labels the model's outputs cannot hold
+        is the config's mistake (model.num_classes), not a failure of torch's: one line with the fix."""
+        try:
+            return self.loss_of(self.model, batch)
+        except IndexError as error:
+            if not (steps.is_default_step(self.train_cfg) and "out of bounds" in str(error)):
+                raise
+            most = int(batch[1].max())
+            raise ConfigError(
+                f"model.num_classes={self.num_classes}: the batch holds label {most}, which the model's "
+                f"{self.num_classes} outputs cannot score: set model.num_classes >= {most + 1}"
+            ) from error
+
     def check_batch(self, batch: Any) -> None:
-        """Options that cannot act on this batch are refused, not silently measured as no effect."""
+        """Options that cannot act on this batch are refused, not silently measured as no effect; a batch the
+        step cannot take is named with what made it."""
+        if batch is None:
+            made_by = f"data.collate_fn={self.collate_fn}" if self.collate_fn else "the dataset"
+            raise ConfigError(f"{made_by} made a batch of None: a collate_fn must return the batch it collated")
+        if steps.is_default_step(self.train_cfg) and not (
+            isinstance(batch, (tuple, list)) and len(batch) == 2 and all(isinstance(t, torch.Tensor) for t in batch)
+        ):
+            what = type(batch[0]).__name__ if isinstance(batch, (tuple, list)) and batch else type(batch).__name__
+            raise ConfigError(
+                f"train.step={self.train_cfg.step} takes (images, labels) batches of tensors and this batch "
+                f"holds a {what} first: give a data.collate_fn that makes tensors of your samples, or your own "
+                "train.step (README: Your own dataset and model)"
+            )
         if self.channels_last and not any(t.dim() == 4 and t.is_floating_point() for t in tensors(batch)):
             raise ConfigError(
                 "train.channels_last=true lays out 4-D image batches (N, C, H, W) and this batch holds none: "
@@ -715,6 +751,8 @@ def run_job(cfg: Any) -> dict[str, Any]:
     train_set, test_set = build_datasets(cfg.data)
     stream = is_stream(train_set)
     samples = declared_length(train_set)
+    if samples == 0:
+        raise ConfigError(f"the train split of data={cfg.data.name} has no samples: check the data.* settings")
     if not stream and samples is not None and samples < cfg.loader.batch_size and not cfg.loader.drop_last:
         raise ConfigError(
             f"loader.batch_size={cfg.loader.batch_size} is larger than the train split's {samples} samples, so "
