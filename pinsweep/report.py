@@ -4,8 +4,9 @@
 
 Writes report.html (self-contained), report.md and the plots into the folder, and prints the conclusion;
 summarizes first when summary.csv is missing or older than a job's row. Exits 2 on a folder without
-rows, 1 when a file could not be written (each named in one line: a full disk). The work:
-pinsweep.sweep.results.report_command.
+rows, 1 when a file could not be written (each named in one line: a full disk) or the folder cannot be
+written at all (another user's, read-only: refused in one line, nothing drawn; `pinsweep.summarize`
+prints the tables of such a folder). The work: pinsweep.sweep.results.report_command.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import sys
 
 from pinsweep.analysis.summarize import SummaryError
+from pinsweep.sweep.lock import FolderUnwritable
 from pinsweep.sweep.results import report_command
 
 
@@ -27,6 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     except SummaryError as error:
         print(f"pinsweep.report: {error}", file=sys.stderr)
         return 2
+    except FolderUnwritable as error:
+        print(
+            f"pinsweep.report: {error}: the report and plots are written into the sweep folder; copy it "
+            f"somewhere writable and report the copy (python -m pinsweep.summarize {args.sweep_dir} prints "
+            "the tables without writing)",
+            file=sys.stderr,
+        )
+        return 1
     return 1 if unwritten else 0  # each file not written (a full disk) was named in one line
 
 

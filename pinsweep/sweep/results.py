@@ -26,14 +26,18 @@ from pinsweep.autotune.confirm import read_outcome, sentences
 from pinsweep.present import report, terminal
 from pinsweep.present.plots import make_plots
 from pinsweep.record import ROW_FILE, read_rows
+from pinsweep.sweep.lock import FolderUnwritable, cannot_write
 
 log = logging.getLogger("pinsweep")
 
 
-def summarize_folder(sweep_dir: str | Path, baseline: str = "", rows: pd.DataFrame | None = None) -> Tables:
-    """Summarize a sweep folder, write summary.csv and effects.csv, print the tables; return them."""
+def summarize_folder(
+    sweep_dir: str | Path, baseline: str = "", rows: pd.DataFrame | None = None, write: bool = True
+) -> Tables:
+    """Summarize a sweep folder, write summary.csv and effects.csv (unless `write` is false: a folder the
+    caller found it cannot write), print the tables; return them."""
     tables = summarize_sweep(sweep_dir, baseline, rows)
-    paths = write_tables(tables, sweep_dir)  # those written; one that could not be is named in one line
+    paths = write_tables(tables, sweep_dir) if write else ()  # one that could not be is named in one line
     terminal.print_tables(tables)
     if paths:
         terminal.print_written(paths)
@@ -104,13 +108,16 @@ def stale(sweep_dir: Path) -> bool:
 def report_command(sweep_dir: str | Path, baseline: str = "") -> list[Path]:
     """`python -m pinsweep.report`: the folder's rows read once; summarized (and written, printed) when
     summary.csv is stale or another baseline is asked for, else its tables read back; then the report.
-    Returns the files that could not be written. Raises SummaryError when the folder holds no job rows."""
+    Returns the files that could not be written. Raises SummaryError when the folder holds no job rows,
+    FolderUnwritable when this process cannot write it (before anything is drawn: the report is its files)."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise SummaryError(f"{sweep_dir}: no such sweep folder (look under multirun/)")
     rows = read_rows(sweep_dir)
     if rows.empty:
         raise SummaryError(f"{sweep_dir}: no job rows found (no <job>/row.csv): nothing to report")
+    if (line := cannot_write(sweep_dir)) is not None:
+        raise FolderUnwritable(line)
     if baseline or stale(sweep_dir):
         tables = summarize_folder(sweep_dir, baseline, rows)
         unwritten = tables_missing(sweep_dir)

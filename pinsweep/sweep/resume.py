@@ -7,8 +7,9 @@ a sweep starts) with `hydra.sweep.dir=<sweep_dir>`. Every job then finds its own
 whose folder holds an `ok` row for the same overrides is skipped, the failed, interrupted, missing and
 corrupt ones run (a damaged row is kept beside the new one as `row-corrupt-<time>.csv`), and the
 summary is rewritten over all of them, each job counted once. A folder that a running sweep holds
-(pinsweep/sweep/lock.py) is refused at once. The same as typing the command
-again with `hydra.sweep.dir=<sweep_dir>` yourself.
+(pinsweep/sweep/lock.py) is refused at once, and so is one this user cannot write (exit 1: a resume
+writes into the sweep's own folder). The same as typing the command again with
+`hydra.sweep.dir=<sweep_dir>` yourself.
 
 Extra arguments are appended: meant for `hydra.*` settings (a launcher, its timeout). A task
 override (`loader.*`, `train.*`) changes every job's overrides, so every job would run again.
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from pinsweep.sweep.lock import FolderInUse, check_free
+from pinsweep.sweep.lock import FolderInUse, cannot_write, check_free
 
 SWEEP_CONFIG = "multirun.yaml"
 # set anew by resume itself: the folder to resume into, and -m
@@ -73,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         command, cwd = resume_command(args.sweep_dir, args.overrides)
+        if (line := cannot_write(args.sweep_dir)) is not None:  # before the lock file that check_free makes
+            print(
+                f"pinsweep.resume: {line}: a resume writes into the sweep's own folder; copy it somewhere "
+                "writable (cp -r) and resume the copy",
+                file=sys.stderr,
+            )
+            return 1
         check_free(args.sweep_dir)  # at once, not after the sweep's start-up: the sweep would refuse too
     except (ResumeError, FolderInUse) as error:
         print(f"pinsweep.resume: {error}", file=sys.stderr)
