@@ -5,6 +5,7 @@ and the sweep exits non-zero. A bug is not a disk problem and is never reported 
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
 import os
 import re
@@ -15,23 +16,33 @@ from pathlib import Path
 import pytest
 
 from pinsweep import report as report_command
+from pinsweep.app import run_and_record
 from pinsweep.record import read_rows
 from pinsweep.sweep.results import write_results
 
 BLOCKED = ("breakdown.png", "report.html")
+# the outputs are the point here, not the jobs: no ceilings, no evaluation, one epoch
+LEAN = ("train.epochs=1", "train.ceiling_steps=0", "train.evaluate=false")
 
 
-def _rows_only(sweep_dir: Path, into: Path) -> Path:
-    """A copy of a finished sweep's job folders (rows, configs), without its outputs."""
-    shutil.copytree(sweep_dir, into, ignore=shutil.ignore_patterns("*.png", "*.csv", "report.*", ".*lock"))
-    for job in sweep_dir.iterdir():
-        if job.is_dir() and (job / "row.csv").exists():
-            shutil.copy2(job / "row.csv", into / job.name / "row.csv")
-    return into
+def _grid_rows(compose_cfg, tiny_job, sweep_dir: Path) -> Path:
+    """The rows of a 2x2 sweep (num_workers 0,1 x pin_memory true,false: two axes, so every plot is
+    drawn), each job run in this process as a sweep's job runs, into its own numbered folder; no outputs."""
+    grid = itertools.product(
+        ("loader.num_workers=0", "loader.num_workers=1"), ("loader.pin_memory=true", "loader.pin_memory=false")
+    )
+    for num, overrides in enumerate(grid):
+        row = run_and_record(
+            compose_cfg(*tiny_job, *LEAN, "isolate=false", *overrides), sweep_dir / str(num), num, " ".join(overrides)
+        )
+        assert row["status"] == "ok", row["error"]
+    return sweep_dir
 
 
-def test_an_output_that_cannot_be_written_is_one_line_and_the_others_are_written(grid_sweep, tmp_path, caplog):
-    sweep_dir = _rows_only(grid_sweep.dir, tmp_path / "sweep")
+def test_an_output_that_cannot_be_written_is_one_line_and_the_others_are_written(
+    compose_cfg, tiny_job, tmp_path, caplog
+):
+    sweep_dir = _grid_rows(compose_cfg, tiny_job, tmp_path / "sweep")
     for name in BLOCKED:  # a folder where the file should go: writing it fails with an OSError, as on a full disk
         (sweep_dir / name).mkdir()
     rows_before = read_rows(sweep_dir)
@@ -76,7 +87,8 @@ def test_a_sweep_on_a_disk_that_fills_up_keeps_its_rows_and_exits_1(tmp_path, ru
         pytest.skip("mounting a small tmpfs needs root; the test above fails the writes another way")
     try:
         sweep_dir = disk / "sweep"
-        result = run_pinsweep("-m", *tiny_job, "loader.num_workers=0,1", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+        sweep = ("-m", *tiny_job, *LEAN, "loader.num_workers=0,1", f"hydra.sweep.dir={sweep_dir}")
+        result = run_pinsweep(*sweep, cwd=tmp_path)
         assert result.returncode == 1, result.stderr[-3000:]
         assert "Traceback" not in result.stderr and "Logging error" not in result.stderr, result.stderr[-3000:]
         said = re.compile(rf" not written: \[Errno {errno.ENOSPC}\] No space left on device: '(.+)'$")
