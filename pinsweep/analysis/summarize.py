@@ -693,6 +693,24 @@ class Tables:
         return axes_of(self.summary)
 
     @cached_property
+    def fastest(self) -> pd.Series | None:
+        """The config with the highest throughput (geometric mean), the one every sentence calls the fastest;
+        None when no config ran."""
+        ran = self.summary[self.summary["ips_geomean"].notna()]
+        return ran.loc[ran["ips_geomean"].astype(float).idxmax()] if len(ran) else None
+
+    @cached_property
+    def sound(self) -> pd.DataFrame:
+        """The configs that ran and whose every job finished ok with a finite loss: what advice may build on
+        (a diverged run's speed is the speed of a broken run; a config that failed once may fail again)."""
+        summary = self.summary
+        keep = summary["ips_geomean"].notna()
+        for column in ("n_failed", "n_loss_not_finite"):
+            if column in summary:
+                keep &= summary[column].fillna(0).astype(float).eq(0)
+        return summary[keep]
+
+    @cached_property
     def inactive(self) -> list[str]:
         return inactive_axes(self.effects)
 

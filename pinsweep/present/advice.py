@@ -13,14 +13,19 @@ fastest, any such config was measured as no faster, which rules the change out.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
 import shlex
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
+from functools import lru_cache
 
 import pandas as pd
+from omegaconf import OmegaConf
 
 from pinsweep.analysis.summarize import (
     COMPUTE_BOUND_EFFICIENCY,
@@ -32,7 +37,22 @@ from pinsweep.analysis.summarize import (
     level_key,
     schema_defaults,
 )
-from pinsweep.present.wording import claim_label, imprecise_ceiling, interval, ips, missing, per_s, ratio, short_name
+from pinsweep.config import GROUP_SCHEMAS, Config, validate
+from pinsweep.present.wording import (
+    at_baseline_inactive,
+    baseline_origin,
+    baseline_record,
+    claim_label,
+    config_label,
+    imprecise_ceiling,
+    interval,
+    ips,
+    missing,
+    per_s,
+    ratio,
+    row_label,
+    short_name,
+)
 from pinsweep.record import CONFIG_GROUPS
 from pinsweep.spelling import norm
 
@@ -99,22 +119,24 @@ def _stratum(record: pd.Series, axis: str, axes: list[str]) -> str:
 def cite_effect(effect: pd.Series, axes: list[str]) -> str:
     """`num_workers 0 -> 2 at loader.pin_memory=false: 0.70x [0.37, 1.32], none: not significant`."""
     where = "" if effect["held_fixed"] in ("(none)", OVERALL) else f" at {effect['held_fixed']}"
+    measured = "not measured" if missing(effect["ratio"]) else f"{ratio(effect['ratio'])}"
     return (
         f"{short_name(effect['axis'], axes)} {effect['reference']} -> {effect['level']}{where}: "
-        f"{ratio(effect['ratio'])}{interval(effect['ci_low'], effect['ci_high'])}, {effect['effect']}"
+        f"{measured}{interval(effect['ci_low'], effect['ci_high'])}, {effect['effect']}"
     )
 
 
 def cite_config(record: pd.Series, sweep: Tables) -> str:
     """`num_workers=2, pin_memory=false: 2727 images/s, 0.70x [0.37, 1.32] the baseline, loader-bound` (the
     sweep's unit: tokens/s, ...)."""
-    speed = "the baseline"
+    speed = ", the baseline"
     if not bool(record["baseline"]):
         low, high = record.get("speedup_ci_low"), record.get("speedup_ci_high")
-        speed = f"{ratio(record['speedup'])}{interval(low, high)} {speed}"
+        known = not missing(record.get("speedup"))
+        speed = f", {ratio(record['speedup'])}{interval(low, high)} the baseline" if known else ""
     verdict = f", {record['verdict']}" if isinstance(record.get("verdict"), str) and record["verdict"] else ""
-    label = claim_label(record, sweep.axes, sweep.inactive)
-    return f"{label}: {ips(record['ips_geomean'])} {per_s(record)}, {speed}{verdict}"
+    label = row_label(record, sweep.summary, sweep.axes, sweep.inactive)
+    return f"{label}: {ips(record['ips_geomean'])} {per_s(record)}{speed}{verdict}"
 
 
 def _ruled_out(sweep: Tables, focus: pd.Series, axis: str, wanted: Callable[[str], bool]) -> list[str]:
@@ -162,7 +184,10 @@ def contention(sweep: Tables) -> list[str]:
     alone = [compute_share(r) for _, r in ran.iterrows() if _workers(sweep, r) == 0]
     alone_share = min((s for s in alone if not math.isnan(s)), default=math.inf)
     cites: dict[str, list[str]] = {}  # by label without the axes inactive here: configs that differ only there
-    # (pin_memory on a CPU) are one config, cited once with all their reasons
+    # (pin_memory on a CPU) are one config, cited once, with one row's figures: the row at the baseline's
+    # levels of those axes first, another only under its own full label (wording.row_label)
+    first = [not at_baseline_inactive(record, sweep.summary, sweep.inactive) for _, record in ran.iterrows()]
+    ran = ran.iloc[sorted(range(len(ran)), key=lambda i: first[i])]
     for _, record in ran.iterrows():
         workers, reasons = _workers(sweep, record), []
         had = budget(record)
@@ -175,11 +200,12 @@ def contention(sweep: Tables) -> list[str]:
             reasons.append(f"compute at {share:.0%} of its ceiling")
         if workers and record.get("verdict") == "contended":  # without workers, other processes compete
             reasons.append("verdict contended")
-        label = claim_label(record, sweep.axes, sweep.inactive)
-        if reasons:
-            known = cites.setdefault(label, [])
-            known += [reason for reason in reasons if reason not in known]
-    return [f"{label} ({', '.join(reasons)})" for label, reasons in cites.items()]
+        if not reasons or claim_label(record, sweep.axes, sweep.inactive) in cites:
+            continue
+        cites[claim_label(record, sweep.axes, sweep.inactive)] = [
+            f"{row_label(record, sweep.summary, sweep.axes, sweep.inactive)} ({', '.join(reasons)})"
+        ]
+    return [cite for cites_of_row in cites.values() for cite in cites_of_row]
 
 
 def budget(record: pd.Series) -> tuple[int, int, int] | None:
@@ -234,17 +260,40 @@ def over_budget(sweep: Tables) -> list[str]:
         if had is None or max(had[1], had[2]) <= had[0]:
             continue
         line = processes_line(sweep, record, had) if had[1] > had[0] else threads_line(had)
-        cites.setdefault(claim_label(record, sweep.axes, sweep.inactive), line)
-    return [f"{label} ({line})" for label, line in cites.items()]
+        label = row_label(record, sweep.summary, sweep.axes, sweep.inactive)
+        cites.setdefault(claim_label(record, sweep.axes, sweep.inactive), f"{label} ({line})")
+    return list(cites.values())
 
 
-def _budget_sentence(sweep: Tables, cites: list[str]) -> str:
-    cores = f"{sweep.cores} cores" if sweep.cores else "the machine's cores"
-    threads = f"its {sweep.threads} intra-op threads" if sweep.threads else "its intra-op threads"
-    spare = f"num_workers <= {sweep.cores - 1} with one training thread, " if sweep.cores else ""
+def worker_room(sweep: Tables, record: pd.Series) -> int | None:
+    """The most loader workers per rank whose processes fit the cores with the config's ranks, each rank one
+    training process: cores // ranks - 1 (negative: the ranks alone need more cores); None when the cores
+    are unknown."""
+    return sweep.cores // _ranks(sweep, record) - 1 if sweep.cores else None
+
+
+def _threads(count: int) -> str:
+    return f"{count} intra-op thread{'s' * (count != 1)}"
+
+
+def _budget_sentence(sweep: Tables, cites: list[str], focus: pd.Series) -> str:
+    """The CPU budget in the fastest config's terms: its ranks, each a training process with its threads."""
+    cores = _cores(sweep.cores) if sweep.cores else "the machine's cores"
+    ranks, room = _ranks(sweep, focus), worker_room(sweep, focus)
+    threads = f"its {_threads(sweep.threads)}" if sweep.threads else "its intra-op threads"
+    trainers = "the training process" if ranks == 1 else f"{ranks} training processes (train.ranks={ranks})"
+    each = "" if ranks == 1 else " each"
+    if room is None:
+        spare = ""
+    elif room < 0:
+        spare = f"train.ranks={ranks} alone needs more than {cores}, "
+    else:
+        per_rank = "" if ranks == 1 else " per rank"
+        bound = "=0" if room == 0 else f" <= {room}"
+        spare = f"num_workers{bound}{per_rank} with one training thread{each}, "
     return (
         f"CPU contention, not too few workers, limits this machine: {'; '.join(cites)}. The budget is {cores} "
-        f"shared by num_workers worker processes and the training process with {threads} "
+        f"shared by num_workers worker processes{' per rank' * (ranks > 1)} and {trainers}{each} with {threads} "
         "(torch.get_num_threads(); set by OMP_NUM_THREADS or torch.set_num_threads): keep num_workers plus the "
         f"training threads within the cores ({spare}or fewer threads to give workers cores) rather than adding "
         "workers"
@@ -271,42 +320,92 @@ def verdict_changes(sweep: Tables, focus: pd.Series) -> list[tuple[str, str, str
     return changes
 
 
+def _broken_toward(sweep: Tables, focus: pd.Series, axis: str, wanted: Callable[[str], bool]) -> list[str]:
+    """The configs that differ from the focus only in `axis`, at a level `wanted` accepts, and failed or
+    diverged: the change they make cannot be advised on their evidence, nor swept past."""
+    if axis not in sweep.axes:
+        return []
+    same = sweep.summary[sweep.summary[axis].map(wanted) & (sweep.summary[axis] != focus[axis])]
+    for other in sweep.axes:
+        if other != axis:
+            same = same[same[other] == focus[other]]
+    unsound = same[~same.index.isin(sweep.sound.index)]
+    return [config_label(r, sweep.axes) for _, r in unsound.iterrows()]
+
+
+def most_workers(sweep: Tables, focus: pd.Series, contended: bool) -> int | None:
+    """The most loader workers a next sweep may propose around the fastest config, the bound the advice's
+    sentences state: no more than it ran where CPU contention limits the machine, where more workers were
+    measured as no faster, or where more failed; never more than fit the cores with its ranks (worker_room);
+    None: no bound known."""
+    workers, room = _workers(sweep, focus), worker_room(sweep, focus)
+    more = lambda level: _number(level) is not None and float(level) > workers  # noqa: E731
+    if contended or _ruled_out(sweep, focus, NUM_WORKERS, more) or _broken_toward(sweep, focus, NUM_WORKERS, more):
+        return workers if room is None else min(workers, room)
+    return room
+
+
 def _focus_advice(sweep: Tables, focus: pd.Series, contended: bool) -> list[str]:
     """What could lift the fastest config past its limit, each change checked against the sweep."""
     verdict = focus.get("verdict")
     workers = _workers(sweep, focus)
     candidates: list[tuple[str, str, Callable[[str], bool]]] = []  # (change, axis, levels it means)
     if verdict == "loader-bound":
-        candidates.append(("more loader.num_workers", NUM_WORKERS, lambda level: float(level) > workers))
+        more = lambda level: _number(level) is not None and float(level) > workers  # noqa: E731
+        candidates.append(("more loader.num_workers", NUM_WORKERS, more))
     for change, axis, target in verdict_changes(sweep, focus):
         candidates.append((change, axis, lambda level, target=target: level == target))
     sentences, open_changes = [], []
+    room, ranks = worker_room(sweep, focus), _ranks(sweep, focus)
     for change, axis, wanted in candidates:
         cites = _ruled_out(sweep, focus, axis, wanted)
-        if cites:
+        broken = _broken_toward(sweep, focus, axis, wanted)
+        if broken:
+            sentences.append(
+                f"Not {change} yet: {'; '.join(broken)} failed or diverged here (see the failed jobs); fix that "
+                "before a sweep goes past it"
+            )
+        elif cites:
             sentences.append(f"Not {change}: the sweep measured it as no faster ({'; '.join(cites)})")
-        elif axis == NUM_WORKERS and (contended or (sweep.cores and workers + 2 > sweep.cores)):
-            cores = f"{sweep.cores} cores" if sweep.cores else "the cores"
-            sentences.append(f"Not {change}: {workers + 1} workers and the training process would exceed {cores}")
+        elif axis == NUM_WORKERS and room is not None and workers + 1 > room:
+            trainers = "the training process" if ranks == 1 else f"the {ranks} training processes"
+            per_rank = "" if ranks == 1 else " per rank"
+            sentences.append(
+                f"Not {change}: {workers + 1} workers{per_rank} and {trainers} would exceed {_cores(sweep.cores)}"
+            )
+        elif axis == NUM_WORKERS and contended:
+            sentences.append(f"Not {change}: CPU contention already limits this machine (below)")
         else:
             open_changes.append(change)
     if open_changes:
         together = " with ".join(open_changes) if verdict == "copy-bound" else " or ".join(open_changes)
-        sentences.insert(
-            0,
-            f"For the fastest config ({cite_config(focus, sweep)}), {together} could help: not yet measured here",
+        which = (
+            "For the fastest config"
+            if focus.name == getattr(sweep.fastest, "name", None)
+            else ("For the fastest config whose jobs all ran cleanly")
         )
+        which, cited = (
+            ("For this config", cite_config(focus, sweep).split(": ", 1)[1])
+            if not sweep.axes
+            else (
+                which,
+                cite_config(focus, sweep),
+            )
+        )
+        sentences.insert(0, f"{which} ({cited}), {together} could help: not yet measured here")
     return sentences
 
 
 def recommend(sweep: Tables) -> Recommendation | None:
     """The config significantly faster than the baseline, among those that may be the fastest first."""
     summary = sweep.summary
-    better = summary[
-        summary["significant"].eq(True) & summary["speedup"].gt(1) & ~_column(summary, "inactive").eq(True)
-    ]
+    sound = sweep.sound  # never a config with a failed job or a diverged loss
+    better = sound[sound["significant"].eq(True) & sound["speedup"].gt(1) & ~_column(sound, "inactive").eq(True)]
     if better.empty:
         return None
+    # the row its label names (at the baseline's levels of the settings that cannot act here), where it is one
+    canonical = better[[at_baseline_inactive(r, summary, sweep.inactive) for _, r in better.iterrows()]]
+    better = canonical if len(canonical) else better
     contenders = better[better["could_be_fastest"].eq(True)] if "could_be_fastest" in better else better
     # among those, one whose processes fit the cores it had: more would be measured on a machine that has them
     fits = contenders[[_fits(record) for _, record in contenders.iterrows()]]
@@ -345,12 +444,21 @@ def recommend(sweep: Tables) -> Recommendation | None:
                 "torch.set_num_threads in each rank, would fit them; not measured here)"
             )
     active = [a for a in sweep.axes if a not in sweep.inactive]
+    label = claim_label(pick, sweep.axes, sweep.inactive)
+    if not at_baseline_inactive(pick, summary, sweep.inactive) and len(base):  # its figures are that row's
+        differ = [a for a in sweep.inactive if pick[a] != base.iloc[0][a]]
+        measured = ", ".join(f"{short_name(a, sweep.axes)}={pick[a]}" for a in differ)
+        label += f" (measured with {measured}, which cannot act here)"
     return Recommendation(
-        label=claim_label(pick, sweep.axes, sweep.inactive),
+        label=label,
         overrides=tuple(f"{a}={pick[a]}" for a in active),
         dataloader=dataloader,
         speedup=f"{ratio(pick['speedup'])}{interval(pick['speedup_ci_low'], pick['speedup_ci_high'])}",
     )
+
+
+def _rule_label(rule: dict[str, str], sweep: Tables) -> str:
+    return ", ".join(f"{short_name(a, sweep.axes)}={level}" for a, level in rule.items())
 
 
 def _defaults_hold(sweep: Tables) -> str:
@@ -366,7 +474,8 @@ def _defaults_hold(sweep: Tables) -> str:
     if len(ahead):
         lead = ahead.sort_values("ips_geomean", ascending=False).iloc[0]
         changes.append(
-            f"about {int(lead['repeats_needed'])} repeats showing {claim_label(lead, sweep.axes, sweep.inactive)}'s "
+            f"about {int(lead['repeats_needed'])} repeats showing "
+            f"{row_label(lead, summary, sweep.axes, sweep.inactive)}'s "
             f"{ratio(lead['speedup'])}{interval(lead['speedup_ci_low'], lead['speedup_ci_high'])} is real"
         )
     if record.get("verdict") in ("compute-bound", "contended"):
@@ -376,26 +485,140 @@ def _defaults_hold(sweep: Tables) -> str:
     if sweep.accelerator is False:
         changes.append("an accelerator, where pin_memory and non_blocking can act")
     what = f"; that would change with {' or '.join(changes)}" if changes else ""
-    return (
-        f"The defaults are fine here: no config beats the baseline ({claim_label(record, sweep.axes, sweep.inactive)})"
-        f" significantly{what}"
-    )
+    label = row_label(record, summary, sweep.axes, sweep.inactive)
+    origin, rule = baseline_origin(summary)
+    if origin == "defaults":
+        return f"The defaults are fine here: no config beats the baseline ({label}) significantly{what}"
+    why = {
+        "lowest": "each swept setting at its default, else its lowest level",
+        "chosen": f"chosen with --baseline, not the default one, {_rule_label(rule, sweep)}",
+        "fallback": f"the first config that ran, since {_rule_label(rule, sweep)} did not",
+    }.get(origin, "")
+    return f"Keep the baseline ({label}{'; ' + why if why else ''}): no config beats it significantly{what}"
 
 
 # ---------------------------------------------------------------------------------------- next sweep
+# A next sweep is a command a user pastes: it must compose as they composed theirs (their --config-dir, their
+# experiment= and group choices, their own spelling of every override), change only the swept axes, and run
+# only jobs that pass validation. Each grid is therefore checked job by job (`_runnable`) before it is printed.
+
+SEARCH_EXPERIMENTS = ("autotune",)  # experiments that swap in another sweeper: a grid cannot repeat them
 
 
-def _quote(key: str, value: str) -> str:
-    token = f"{key}={value}" if PLAIN_VALUE.fullmatch(value) else f"{key}='{value}'"
-    return shlex.quote(token)
+def _node_fields() -> tuple[str, ...]:
+    """Settings that hold a node (a dict, or a node or a path: Any): a value below one (`data.train_kwargs.split`,
+    `data.collate_fn._target_`) exists only once the node does, so it is set as the whole node."""
+    return tuple(
+        f"{group}.{f.name}"
+        for group, schema in GROUP_SCHEMAS.items()
+        for f in dataclass_fields(schema)
+        if str(f.type).startswith(("Dict", "Any"))
+    )
+
+
+NODE_FIELDS = _node_fields()
+HYDRA_PLAIN = re.compile(r"[\w./:+-]+")  # characters that may stand unquoted; Hydra's parser has the last word
+NUMBER_TEXT = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def typed(text: str) -> object:
+    """A level as spelt on the command line (`null`, `true`, `2`, `0.001`, `pil`, a JSON dict) as its value."""
+    if text == "null":
+        return None
+    if text in ("true", "false"):
+        return text == "true"
+    if NUMBER_TEXT.fullmatch(text):
+        return int(text) if re.fullmatch(r"-?\d+", text) else float(text)
+    if text.startswith(("{", "[")):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
+def hydra_value(value: object) -> str:
+    """A value in Hydra's override grammar, read back as the same value: `{split:train,size:64}`, `[1,2]`,
+    `null`, `true`, `2`, `0.001`, `pil`, `'a text'` (a dict is never Python's `{'split': 'train'}`)."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{hydra_value(str(k))}:{hydra_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(hydra_value(v) for v in value) + "]"
+    if value is None or isinstance(value, (bool, int, float)):
+        return _number_text(value) if isinstance(value, float) else norm(value)
+    text = str(value)
+    if _reads_back(text):
+        return text
+    # Hydra's quoted string: a quote escaped, and the backslashes right before a quote or the closing one doubled
+    escaped = re.sub(r"(\\+)(?='|$)", lambda run: run.group(1) * 2, text).replace("'", "\\'")
+    return f"'{escaped}'"
+
+
+@lru_cache(maxsize=4096)
+def _reads_back(text: str) -> bool:
+    """Whether Hydra's override grammar reads `text`, unquoted, back as this very string."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser  # lazy: only to print a command
+
+    if not HYDRA_PLAIN.fullmatch(text):
+        return False
+    try:
+        parser = OverridesParser.create()
+        alone = parser.parse_override(f"key={text}").value()
+        inside = parser.parse_override(f"key={{k:{text}}}").value()  # a value inside a node
+        return alone == text and inside == {"k": text}
+    except Exception:  # the grammar refuses it unquoted
+        return False
+
+
+def _number_text(value: float) -> str:
+    """`0.001`, `3.16e+13`, `2`: a float as a short literal, never 1e30 as its 31 integer digits."""
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.6g}"
+
+
+def _token(key: str, values: list[object]) -> str:
+    """`key=a,b` (a sweep) or `key=a`, each value in Hydra's grammar, quoted for the shell where it must be."""
+    return shlex.quote(f"{key}={','.join(hydra_value(v) for v in values)}")
+
+
+def _node_of(column: str) -> str | None:
+    return next((node for node in NODE_FIELDS if column == node or column.startswith(f"{node}.")), None)
+
+
+def _node_value(ok: pd.DataFrame, node: str) -> object:
+    """A node setting as the jobs ran it, rebuilt from its row columns (a `.kwargs` column is JSON)."""
+    value: dict = {}
+    for column in (c for c in ok.columns if c == node or c.startswith(f"{node}.")):
+        cell = ok[column].iloc[0]
+        item = typed(norm(cell)) if not isinstance(cell, str) or column.endswith(".kwargs") else typed(cell)
+        if column == node:
+            if not isinstance(item, dict):
+                return item  # a path (data.collate_fn=pkg.collate) or null
+            value.update(item)
+            continue
+        target = value
+        *parents, leaf = column[len(node) + 1 :].split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = item
+    return value
+
+
+def _default_node(node: str) -> object:
+    group, name = node.split(".", 1)
+    default = OmegaConf.structured(GROUP_SCHEMAS[group])[name]
+    return OmegaConf.to_container(default) if OmegaConf.is_config(default) else default
 
 
 def job_overrides(rows: pd.DataFrame | None, exclude: set[str]) -> list[str]:
-    """The overrides that make a new sweep run the same job: the model and data choices, then every
-    fixed setting that differs from the schema's default (sizes, epochs, batch always)."""
+    """The overrides that make a new sweep run the same job, from what the rows hold (a sweep whose rows do
+    not say how it was started, or a search): the model and data choices, then every fixed setting that
+    differs from the schema's default (sizes, epochs, batch always), a node (data.train_kwargs, a
+    data.collate_fn node) as one whole value."""
     if rows is None:
         return []
-    ok, defaults, overrides = _ok(rows), schema_defaults(), []
+    ok, defaults, overrides, nodes = _ok(rows), schema_defaults(), [], []
     for group in ("model", "data"):
         names = ok[f"{group}.name"].dropna().map(norm).unique() if f"{group}.name" in ok else []
         overrides += [f"{group}={names[0]}"] if len(names) == 1 else []
@@ -405,37 +628,227 @@ def job_overrides(rows: pd.DataFrame | None, exclude: set[str]) -> list[str]:
             continue
         if column in ("model.name", "data.name"):
             continue
-        values = ok[column].map(norm).unique()
-        if len(values) != 1:
+        node = _node_of(column)
+        if node is not None:
+            if node not in nodes and not any(c in exclude for c in ok.columns if _node_of(c) == node):
+                nodes.append(node)
             continue
-        if column.endswith(".kwargs"):  # a JSON dict: one `+group.kwargs.key=value` each, as typed
-            overrides += [_quote(f"+{column}.{k}", norm(v)) for k, v in json.loads(values[0]).items()]
-        elif values[0] != defaults.get(column) or column in ALWAYS_KEPT:
-            overrides.append(_quote(column, values[0]))
+        values = ok[column].map(norm).unique()
+        if len(values) == 1 and (values[0] != defaults.get(column) or column in ALWAYS_KEPT):
+            overrides.append(_token(column, [typed(values[0])]))
+    for node in nodes:
+        columns = [c for c in ok.columns if _node_of(c) == node]
+        if any(ok[c].map(norm).nunique() > 1 for c in columns):
+            continue  # it varies: an axis, set by the grid
+        value = _node_value(ok, node)
+        if value != _default_node(node):
+            overrides.append(_token(node, [value]))
     return overrides
 
 
-def _between(low: float, high: float) -> int | None:
-    """A level between two measured ones: geometric for spans of 4x and more (batch sizes), else halfway."""
-    middle = round(math.sqrt(low * high)) if low > 0 and high / low >= 4 else int((low + high) // 2)
+def _split_overrides(line: str) -> list[str]:
+    """A job's overrides as the row records them (joined by spaces) back into one override each: a space
+    inside quotes or brackets belongs to its override."""
+    tokens, current, depth, quote = [], "", 0, ""
+    for char in line:
+        if quote:
+            quote = "" if char == quote and not current.endswith("\\") else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{(":
+            depth += 1
+        elif char in "]})":
+            depth -= 1
+        elif char.isspace() and depth == 0:
+            if current:
+                tokens.append(current)
+            current = ""
+            continue
+        current += char
+    return [*tokens, current] if current else tokens
+
+
+def _key(token: str) -> str:
+    return token.split("=", 1)[0].lstrip("+~")
+
+
+@dataclass
+class _Typed:
+    """The user's own command line, read from the rows' job.overrides: what every job shared, as typed
+    (experiment=quick, +data.train_kwargs.size=64), and per swept key its prefix as typed (`+`, `++`)."""
+
+    fixed: list[str]
+    swept: dict[str, str]  # key -> the key as typed
+    per_row: pd.Series  # each row's {key: token}
+
+
+def typed_overrides(rows: pd.DataFrame | None) -> _Typed | None:
+    """None where the rows do not record their overrides or record a search (SEARCH_EXPERIMENTS)."""
+    if rows is None or "job.overrides" not in rows:
+        return None
+    lines = rows["job.overrides"].dropna().astype(str)
+    if lines.empty:
+        return None
+    per_row = lines.map(lambda line: {_key(t): t for t in _split_overrides(line)})
+    keys = list(dict.fromkeys(key for tokens in per_row for key in tokens))
+    fixed, swept = [], {}
+    for key in keys:
+        tokens = {tokens.get(key) for tokens in per_row}
+        if len(tokens) == 1:
+            fixed.append(next(iter(tokens)))
+        else:  # as typed, `+` and all: the first job that set it
+            swept[key] = next(t for t in tokens if t is not None).split("=", 1)[0]
+    if any(t.startswith("experiment=") and t.split("=", 1)[1] in SEARCH_EXPERIMENTS for t in fixed):
+        return None
+    return _Typed(fixed, swept, per_row)
+
+
+def _rows_of(sweep: Tables, record: pd.Series) -> pd.DataFrame:
+    rows = sweep.rows
+    if rows is None:
+        return pd.DataFrame()
+    match = pd.Series(True, index=rows.index)
+    for axis in sweep.axes:
+        match &= rows[axis].map(norm) == record[axis] if axis in rows else False
+    return rows[match]
+
+
+# ---------------------------------------------------------------------------------------- checking a grid
+
+
+@lru_cache(maxsize=1)
+def _schema() -> object:
+    return OmegaConf.structured(Config)
+
+
+def _config_of(row: pd.Series) -> object | None:
+    """The config a row's job ran, rebuilt from its columns on the schema (None: the row is of another
+    schema, and no job of it can be checked here)."""
+    nested: dict = {}
+    for column, cell in row.items():
+        group = str(column).split(".", 1)[0]
+        if group not in CONFIG_GROUPS or _node_of(str(column)) is not None:
+            continue
+        target = nested
+        *parents, leaf = str(column).split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = typed(norm(cell))
+    for node in NODE_FIELDS:  # nodes whole, from their columns
+        group, name = node.split(".", 1)
+        if any(c == node or str(c).startswith(f"{node}.") for c in row.index):
+            nested.setdefault(group, {})[name] = _node_value(pd.DataFrame([row]), node)
+    try:
+        return OmegaConf.merge(_schema(), nested)
+    except Exception:  # a column of an older schema, a value of another type
+        return None
+
+
+def _runnable(config: object, levels: dict[str, str], cores: int | None) -> bool:
+    """Whether the job with these levels passes validate() and fits the CPU budget (ranks x (1 + workers)
+    processes within the cores). `config` is changed for the check and given its values back."""
+    before = {key: OmegaConf.select(config, key, default=_ABSENT) for key in levels}
+    try:
+        for key, level in levels.items():
+            OmegaConf.update(config, key, typed(level), force_add=True)
+        validate(config)
+        fits = not cores or config.train.ranks * (1 + config.loader.num_workers) <= cores
+    except Exception:  # a ConfigError, or a value the schema's type refuses
+        fits = False
+    finally:
+        for key, value in before.items():
+            if value is _ABSENT:
+                parent, _, leaf = key.rpartition(".")
+                node = OmegaConf.select(config, parent) if parent else config
+                if node is not None and leaf in node:
+                    del node[leaf]
+            else:
+                OmegaConf.update(config, key, value, force_add=True)
+    return fits
+
+
+_ABSENT = object()
+
+
+def _checked(
+    sweep: Tables, grid: dict[str, list[str]], base: pd.Series, keep: dict[str, str], budget: bool = True
+) -> dict | None:
+    """The grid without the levels that make jobs invalid or over the CPU budget, the levels in `keep` (the
+    config the grid is built around) never removed: the level in the most bad jobs goes first. None when
+    no such grid runs."""
+    rows = _rows_of(sweep, base)
+    config = _config_of(rows.iloc[0]) if len(rows) else None
+    if config is None or not _runnable(config, dict(keep), None):
+        return grid  # the job as its row holds it does not check here (a row of hand-made or older columns)
+    # the budget binds a grid whose own config fits it (one over it already is its own bound)
+    allowed = budget and _runnable(config, dict(keep), sweep.cores)
+    grid = {axis: list(levels) for axis, levels in grid.items()}
+    judged: dict[frozenset, bool] = {}
+    while True:
+        jobs = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
+        for job in jobs:
+            if frozenset(job.items()) not in judged:
+                judged[frozenset(job.items())] = _runnable(config, job, sweep.cores if allowed else None)
+        bad = [job for job in jobs if not judged[frozenset(job.items())]]
+        if not bad:
+            return grid
+        counts = Counter(
+            (axis, level)
+            for job in bad
+            for axis, level in job.items()
+            if level != keep.get(axis) and len(grid[axis]) > 1
+        )
+        if not counts:
+            return None
+        (axis, level), _ = counts.most_common(1)[0]
+        grid[axis].remove(level)
+
+
+# ---------------------------------------------------------------------------------------- levels
+
+
+def _between(low: float, high: float) -> float | None:
+    """A level between two measured ones: geometric for spans of 4x and more (batch sizes, rates), else halfway."""
+    middle = math.sqrt(low * high) if low > 0 and high / low >= 4 else (low + high) / 2
     return middle if low < middle < high else None
 
 
-def _around(levels: list[str], best: str, cap: int | None) -> list[str]:
-    """Numeric levels between the best one and its measured neighbours, and beyond it where it is an end."""
+def _spelt(value: float, levels: list[str]) -> str:
+    """A new level as the axis's levels are spelt: whole numbers for an integer axis, else a short float."""
+    if all(re.fullmatch(r"-?\d+", level) for level in levels):
+        return str(round(value))
+    return _number_text(float(value))
+
+
+def _around(levels: list[str], best: str, cap: int | None, blocked: set[str] = frozenset()) -> list[str]:
+    """Numeric levels between the best one and its measured neighbours, and beyond it where it is an end;
+    nothing toward a neighbour in `blocked` (a level whose config failed or diverged next to the best)."""
     values = sorted({float(level) for level in levels})
+    by_value = {float(level): level for level in levels}
     at, middle = values.index(float(best)), float(best)
-    new = {middle}
+    new: set[float] = {middle}
     if at > 0:
-        new.add(_between(values[at - 1], middle))
+        if by_value[values[at - 1]] not in blocked:
+            new.add(_between(values[at - 1], middle))
     elif middle >= 1:
         new.add(middle // 2)
     if at < len(values) - 1:
-        new.add(_between(middle, values[at + 1]))
+        if by_value[values[at + 1]] not in blocked:
+            new.add(_between(middle, values[at + 1]))
     else:
         new.add(middle * 2 if middle else 1)
     kept = sorted(v for v in new if v is not None and (cap is None or v <= cap or v == middle))
-    return [norm(float(v)) for v in kept]
+    return list(dict.fromkeys(best if v == middle else _spelt(v, levels) for v in kept))
+
+
+def _unsound_next_to(sweep: Tables, focus: pd.Series, axis: str) -> set[str]:
+    """Levels of `axis` whose config, the focus's elsewhere, failed, diverged or never ran."""
+    sound = set(sweep.sound.index)
+    same = sweep.summary
+    for other in sweep.axes:
+        if other != axis:
+            same = same[same[other] == focus[other]]
+    return {str(r[axis]) for i, r in same.iterrows() if i not in sound}
 
 
 def _repeats(count: int, auto: bool = False) -> str:
@@ -445,57 +858,110 @@ def _repeats(count: int, auto: bool = False) -> str:
     return f"train.repeat={','.join(str(r) for r in range(count))}"
 
 
-def _command(rows: pd.DataFrame | None, grid: dict[str, list[str]], repeats: int, auto: bool = False) -> str:
-    swept = [
-        _quote(axis, ",".join(levels)) if len(levels) == 1 else f"{axis}={','.join(levels)}"
-        for axis, levels in grid.items()
-    ]
-    return " ".join([COMMAND, _repeats(repeats, auto), *job_overrides(rows, set(grid)), *swept])
+def _command(sweep: Tables, grid: dict[str, list[str]], repeats: int, around: pd.Series) -> str:
+    """The next sweep as one command line: the user's own command (config folders, their overrides as typed,
+    else what the rows hold), the swept axes at the grid's levels, every other axis the sweep varied at the
+    level of `around` (the config the grid is built around)."""
+    auto = getattr(sweep, "stopping", None) is not None  # a rounds=auto sweep: the next one looks too
+    folders = [part for folder in getattr(sweep, "config_dirs", ()) for part in ("--config-dir", shlex.quote(folder))]
+    head = ["python", "-m", "pinsweep", *folders, "-m", _repeats(repeats, auto)]
+    user = typed_overrides(sweep.rows)
+    if user is None:
+        fixed = job_overrides(sweep.rows, set(grid))
+        swept = [_token(_spelling(axis, sweep), [typed(v) for v in levels]) for axis, levels in grid.items()]
+        return " ".join([*head, *fixed, *swept])
+    mine = _rows_of(sweep, around)
+    own = mine["job.overrides"].dropna().astype(str) if "job.overrides" in mine else pd.Series(dtype=str)
+    own_tokens = {_key(t): t for t in _split_overrides(own.iloc[0])} if len(own) else {}
+    words, done = [], set()
+    for token in user.fixed:
+        key = _key(token)
+        if key in grid:
+            words.append(_token(token.split("=", 1)[0], [typed(v) for v in grid[key]]))
+            done.add(key)
+        elif key not in REPLICATE_KEYS:
+            words.append(shlex.quote(token))
+    for key, spelt in user.swept.items():
+        if key in REPLICATE_KEYS:
+            continue
+        if key in grid:
+            words.append(_token(spelt, [typed(v) for v in grid[key]]))
+            done.add(key)
+        elif key in own_tokens:  # a swept key the grid does not change: the level of the config it is around
+            words.append(shlex.quote(own_tokens[key]))
+    words += [_token(_spelling(axis, sweep), [typed(v) for v in grid[axis]]) for axis in grid if axis not in done]
+    return " ".join([*head, *words])
 
 
-def next_sweeps(sweep: Tables, focus: pd.Series | None, contended: bool) -> list[NextSweep]:
+def _spelling(axis: str, sweep: Tables) -> str:
+    """How to set an axis on the command line: a key below a node (data.train_kwargs.size) as `++key`, which
+    adds it or sets it."""
+    node = _node_of(axis)
+    return f"++{axis}" if node is not None and node != axis else axis
+
+
+def next_sweeps(sweep: Tables, focus: pd.Series | None, cap: int | None) -> list[NextSweep]:
     """At most two commands: one that settles the differences this sweep left open (more repeats), one
-    that explores around the fastest config (levels between and beyond it, an axis its verdict points at)."""
+    that explores around the fastest sound config (levels between and beyond it, an axis its verdict points
+    at), never toward a config that failed or diverged, never past `cap` workers (the advice's own bound)."""
     active = [a for a in sweep.axes if a not in sweep.inactive]
     summary, effects = sweep.summary, sweep.effects
-    levels = {a: sorted(summary[a].unique(), key=level_key) for a in active}
+    sound = sweep.sound
+    # levels some sound config ran at: a level that only failed or diverged is not run again
+    levels = {a: sorted(sound[a].unique(), key=level_key) for a in active}
     done = int(summary["n"].max()) if len(summary) else 0
     commands = []
+    base = baseline_record(summary)
     overall = effects[effects["held_fixed"] == OVERALL] if not effects.empty else effects
     open_rows = overall[
         overall["axis"].isin(active)
         & (effect_kinds(overall) == Effect.NOT_SIGNIFICANT)
         & _column(overall, "repeats_needed").le(MAX_USEFUL_REPEATS)
     ]
-    if len(open_rows):
+    open_rows = open_rows[
+        [r["level"] in levels[r["axis"]] and r["reference"] in levels[r["axis"]] for _, r in open_rows.iterrows()]
+    ]
+    around = base if base is not None and base.name in sound.index else (focus if focus is not None else None)
+    if len(open_rows) and around is not None:
         needed = max(int(open_rows["repeats_needed"].max()), done + 1, DEFAULT_REPEATS)
         what = "; ".join(cite_effect(e, sweep.axes) for _, e in open_rows.iterrows())
-        grid = {a: levels[a] for a in active}
-        auto = getattr(sweep, "stopping", None) is not None  # a rounds=auto sweep: the next one looks too
-        why = f"settle what this sweep left open ({what})"
-        commands.append(NextSweep(_command(sweep.rows, grid, needed, auto), why))
+        # the levels this sweep ran, again: checked for validity, not against the budget they already ran on
+        grid = _checked(sweep, {a: levels[a] for a in active}, around, {a: around[a] for a in active}, budget=False)
+        if grid is not None and any(len(v) > 1 for v in grid.values()):
+            why = f"settle what this sweep left open ({what})"
+            commands.append(NextSweep(_command(sweep, grid, needed, around), why))
     if focus is None:
         return commands
     grid, reasons = {}, []
-    cap = sweep.cores - 1 if contended and sweep.cores else None
     for axis in active:
-        numeric = all(_number(level) is not None for level in levels[axis])
-        new = _around(levels[axis], focus[axis], cap if axis == NUM_WORKERS else None) if numeric else [focus[axis]]
+        measured = sorted(summary[axis].unique(), key=level_key)
+        numeric = all(_number(level) is not None for level in measured)
+        if numeric:
+            blocked = _unsound_next_to(sweep, focus, axis)
+            new = _around(measured, focus[axis], cap if axis == NUM_WORKERS else None, blocked)
+        else:
+            new = [focus[axis]]
         if axis in (RANKS, THREADS, WORKER_THREADS):  # at least one rank, one thread (null: torch's default)
             new = [level for level in new if _number(level) is None or _number(level) >= 1] or [focus[axis]]
         if axis == RANKS and sweep.accelerator is False and sweep.cores:  # on a CPU, a core per rank at most
             new = [level for level in new if _number(level) <= sweep.cores] or [focus[axis]]
         grid[axis] = new
-        if set(new) - set(levels[axis]):
-            budget = f", within the {sweep.cores}-core budget" if cap is not None and axis == NUM_WORKERS else ""
-            reasons.append(f"{short_name(axis, sweep.axes)} {','.join(new)} around the fastest{budget}")
-    for change, axis, level in _pointed_at(sweep, focus):
+    for _, axis, level in _pointed_at(sweep, focus):
         grid[axis] = sorted({sweep.setting(focus, axis) or schema_defaults()[axis], level}, key=level_key)
-        reasons.append(f"{change}, which its verdict points at")
+    checked = _checked(sweep, grid, focus, {a: focus[a] for a in active})
+    if checked is None:
+        return commands
+    for axis in active:
+        measured = set(summary[axis].unique())
+        if set(checked[axis]) - measured:
+            budget = f", within the {sweep.cores}-core budget" if cap is not None and axis == NUM_WORKERS else ""
+            reasons.append(f"{short_name(axis, sweep.axes)} {','.join(checked[axis])} around the fastest{budget}")
+    for change, axis, level in _pointed_at(sweep, focus):
+        if level in checked.get(axis, []):
+            reasons.append(f"{change}, which its verdict points at")
     if reasons:
         why = "explore " + "; ".join(reasons)
-        auto = getattr(sweep, "stopping", None) is not None
-        commands.append(NextSweep(_command(sweep.rows, grid, max(done, DEFAULT_REPEATS), auto), why))
+        commands.append(NextSweep(_command(sweep, checked, max(done, DEFAULT_REPEATS), focus), why))
     return commands
 
 
@@ -506,15 +972,22 @@ def _pointed_at(sweep: Tables, focus: pd.Series) -> list[tuple[str, str, str]]:
 
 def advise(sweep: Tables) -> Advice:
     """Advice, recommendation and next sweep for a summarized sweep; see the module docstring."""
-    summary = sweep.summary
-    ran = summary[summary["ips_geomean"].notna()]
-    if ran.empty:
+    if sweep.fastest is None:
         return Advice()
-    focus = ran.loc[ran["ips_geomean"].astype(float).idxmax()]
+    sound = sweep.sound
+    # the config advice builds on: the fastest whose jobs all ran cleanly (a diverged run's speed is a broken run's)
+    focus = sound.loc[sound["ips_geomean"].astype(float).idxmax()] if len(sound) else None
     cites = contention(sweep)
+    if focus is None:
+        return Advice(
+            sentences=[
+                "No advice: every config that ran had a failed job or a diverged loss, and none of it is a config "
+                "to build on"
+            ]
+        )
     advice = Advice(sentences=_focus_advice(sweep, focus, bool(cites)))
     if cites:
-        advice.sentences.append(_budget_sentence(sweep, cites))
+        advice.sentences.append(_budget_sentence(sweep, cites, focus))
     if over := over_budget(sweep):
         advice.sentences.append(
             f"Over the CPU budget (train.ranks x (1 + num_workers) processes, each rank's intra-op threads and "
@@ -529,5 +1002,6 @@ def advise(sweep: Tables) -> Advice:
         )
     elif (held := _defaults_hold(sweep)) != "":
         advice.sentences.append(held)
-    advice.commands = next_sweeps(sweep, focus if sweep.axes else None, bool(cites))
+    cap = most_workers(sweep, focus, bool(cites))
+    advice.commands = next_sweeps(sweep, focus if sweep.axes else None, cap)
     return advice

@@ -28,12 +28,15 @@ from pinsweep.present.advice import MAX_USEFUL_REPEATS, Advice, advise
 from pinsweep.present.plots import Plots, setup_title
 from pinsweep.present.wording import (
     PRECISE_CEILING_HOW,
+    baseline_origin,
+    baseline_record,
     ceiling_note,
     claim_label,
     config_label,
     imprecise_ceiling,
     per_s,
     ratio_interval,
+    row_label,
     short_name,
     table_cells,
     why_imprecise,
@@ -223,21 +226,44 @@ def _axis_sentences(effects: pd.DataFrame, axes: list[str], margin: float = 0.05
     return sentences
 
 
-def _fastest_sentences(summary: pd.DataFrame, axes: list[str], inactive: list[str], auto: bool = False) -> list[str]:
-    ran = summary[summary["ips_geomean"].notna()]
-    if ran.empty:
+def _speed(record: pd.Series, summary: pd.DataFrame) -> str:
+    """`1800 [1700, 1900] images/s`: one row's throughput and its interval, in the sweep's unit."""
+    return f"{_ips(record['ips_geomean'], record.get('ips_ci_low'), record.get('ips_ci_high'))} {per_s(summary)}"
+
+
+def _diverged(record: pd.Series) -> str:
+    """`; its training diverged in 3 of its 3 jobs (loss not finite): the speed of a broken run`, or ''."""
+    count = record.get("n_loss_not_finite")
+    if _missing(count) or not count:
+        return ""
+    return (
+        f"; its training diverged in {int(count)} of its {int(record['n'])} jobs (loss not finite): the speed "
+        "of a broken run"
+    )
+
+
+def _fastest_sentences(tables: Tables, auto: bool = False) -> list[str]:
+    """The fastest config (Tables.fastest) with its own figures, against the baseline with the baseline's.
+    A config is named by `row_label`: the short label only where it names that one row."""
+    summary, axes, inactive, best = tables.summary, tables.axes, tables.inactive, tables.fastest
+    if best is None:
         return ["No config ran successfully: see the failed jobs"]
-    best = ran.loc[ran["ips_geomean"].astype(float).idxmax()]
-    speed = _ips(best["ips_geomean"], best.get("ips_ci_low"), best.get("ips_ci_high"))
-    label = claim_label(best, axes, inactive)
+    ran = summary[summary["ips_geomean"].notna()]
+    label = row_label(best, summary, axes, inactive)
     if not axes:
-        return [f"The config runs at {speed} {per_s(summary)}", *_limit_sentence(best)]
-    if bool(best["baseline"]) or bool(best.get("inactive", False)):
-        same = " (it differs from the baseline only in settings inactive here)" if not bool(best["baseline"]) else ""
-        sentences = [f"The fastest config is the baseline, {label}, at {speed} {per_s(summary)}{same}"]
+        return [f"The config runs at {_speed(best, summary)}{_diverged(best)}", *_limit_sentence(best)]
+    base = baseline_record(summary)
+    if bool(best["baseline"]):
+        sentences = [f"The fastest config is the baseline, {label}, at {_speed(best, summary)}{_diverged(best)}"]
+    elif bool(best.get("inactive", False)) and base is not None:  # differs from the baseline only where nothing acts
+        differing = [short_name(a, axes) for a in inactive if best[a] != base[a]]
+        sentences = [
+            f"Fastest: {label} at {_speed(best, summary)}; it differs from the baseline "
+            f"({row_label(base, summary, axes, inactive)}, {_speed(base, summary)}) only in {' and '.join(differing)}, "
+            f"which cannot act here, so the difference is noise or drift{_diverged(best)}"
+        ]
     else:
-        base = summary[summary["baseline"].astype(bool)]
-        versus = f" ({claim_label(base.iloc[0], axes, inactive)})" if len(base) else ""
+        versus = f" ({row_label(base, summary, axes, inactive)})" if base is not None else ""
         significant = best.get("significant")
         caveat = (
             ", no interval (one run per config)"
@@ -246,10 +272,13 @@ def _fastest_sentences(summary: pd.DataFrame, axes: list[str], inactive: list[st
             if significant
             else f", not significantly different{_repeats_hint(ran.loc[[best.name]], auto)}"
         )
-        sentences = [
-            f"Fastest: {label} at {speed} {per_s(summary)}, {_ratio(best['speedup'])}"
-            f"{_interval(best.get('speedup_ci_low'), best.get('speedup_ci_high'))} the baseline{versus}{caveat}"
-        ]
+        ratio = (
+            ""
+            if _missing(best.get("speedup"))
+            else f", {_ratio(best['speedup'])}{_interval(best.get('speedup_ci_low'), best.get('speedup_ci_high'))} "
+            f"the baseline{versus}{caveat}"
+        )
+        sentences = [f"Fastest: {label} at {_speed(best, summary)}{ratio}{_diverged(best)}"]
     sentences += _best_set_sentence(ran, best, axes, inactive)
     return sentences + _limit_sentence(best)
 
@@ -261,8 +290,11 @@ def _limit_sentence(best: pd.Series) -> list[str]:
     verdict, efficiency = best.get("verdict"), best.get("efficiency")
     if not isinstance(verdict, str) or _missing(efficiency):
         return []
-    shares = {"wait": f"{best.get('data_wait_frac', math.nan):.0%}", "copy": f"{best.get('copy_frac', math.nan):.0%}"}
-    why = WHY[verdict].format(**shares) if verdict in WHY else ""
+    shares = {key: best.get(f"{part}_frac") for key, part in (("wait", "data_wait"), ("copy", "copy"))}
+    if verdict in ("loader-bound", "copy-bound") and _missing(shares["wait" if verdict == "loader-bound" else "copy"]):
+        return []  # a stall named without its share: nothing to cite
+    spelt = {key: "-" if _missing(value) else f"{value:.0%}" for key, value in shares.items()}
+    why = WHY[verdict].format(**spelt) if verdict in WHY else ""
     imprecise = f"its compute-only ceiling is imprecise ({why_imprecise(best)})"
     if not imprecise_ceiling(best):
         return [f"It reaches {efficiency:.0%} of the compute-only ceiling and is {verdict}: {why}"] if why else []
@@ -282,6 +314,8 @@ def _best_set_sentence(ran: pd.DataFrame, best: pd.Series, axes: list[str], inac
     keep every config that the data cannot rule out as the fastest, at 95% confidence."""
     if "could_be_fastest" not in ran or ran["could_be_fastest"].isna().all() or len(ran) < 2:
         return []
+    if not [a for a in axes if a not in inactive]:  # every config is one here: no fastest to single out
+        return []
     label = claim_label(best, axes, inactive)
     contenders = {claim_label(r, axes, inactive) for _, r in ran[ran["could_be_fastest"].eq(True)].iterrows()}
     contenders.discard(label)
@@ -290,6 +324,40 @@ def _best_set_sentence(ran: pd.DataFrame, best: pd.Series, axes: list[str], inac
     return [
         f"It cannot be told apart from {', '.join(sorted(contenders))}: any of them may be the fastest "
         "(95% confidence); among those, prefer the cheapest"
+    ]
+
+
+def _still_open(tables: Tables) -> list[str]:
+    """The comparisons the tables mark unresolved (`resolved` false), each with its own figures."""
+    summary, effects, axes = tables.summary, tables.effects, tables.axes
+    said = []
+    if "resolved" in summary:
+        for _, record in summary[summary["resolved"].eq(False)].iterrows():
+            low, high = record.get("speedup_ci_low"), record.get("speedup_ci_high")
+            speedup = ratio_interval(record["speedup"], low, high)
+            said.append(f"{', '.join(f'{a}={record[a]}' for a in axes)} vs the baseline ({speedup})")
+    if "resolved" in effects:
+        for _, effect in effects[effects["resolved"].eq(False)].iterrows():
+            where = "" if effect["held_fixed"] in ("(none)", OVERALL) else f" at {effect['held_fixed']}"
+            said.append(
+                f"{effect['axis']} {effect['reference']} -> {effect['level']}{where} "
+                f"({ratio_interval(effect['ratio'], effect['ci_low'], effect['ci_high'])})"
+            )
+    return said
+
+
+def _baseline_sentences(tables: Tables) -> list[str]:
+    """Where the baseline is not the one the default rule picks, which one it is and why: a --baseline a
+    summary was made with stays in summary.csv, and the report says so."""
+    origin, rule = baseline_origin(tables.summary)
+    base = baseline_record(tables.summary)
+    if origin != "chosen" or base is None:
+        return []
+    default = ", ".join(f"{short_name(a, tables.axes)}={level}" for a, level in rule.items())
+    return [
+        f"Every speedup here is over the baseline {config_label(base, tables.axes)}, chosen with --baseline when "
+        f"this folder was last summarized, not the default one ({default}); pinsweep-summarize or pinsweep-report "
+        "with --baseline changes it"
     ]
 
 
@@ -304,7 +372,8 @@ def _stopping_sentences(tables: Tables) -> list[str]:
     if stopping.state == "running":
         return [f"The sweep ended after {stopping.rounds} rounds before deciding (rounds=auto): resume it to go on"]
     why = "its wall-time budget" if stopping.state == "budget" else "its limit of rounds"
-    opened = stopping.open[:3] + ([f"{len(stopping.open) - 3} more"] if len(stopping.open) > 3 else [])
+    still = _still_open(tables) or [item.replace(" at (none)", "") for item in stopping.open]
+    opened = still[:3] + ([f"{len(still) - 3} more"] if len(still) > 3 else [])
     sentence = f"The sweep stopped at {why} after {stopping.rounds} rounds with {'; '.join(opened)} still open"
     needed = tables.summary.loc[tables.summary.get("resolved", pd.Series(dtype=object)).eq(False), "repeats_needed"]
     needed = needed.dropna() if len(needed) else needed
@@ -321,7 +390,8 @@ def conclusion(tables: Tables, advice: Advice | None = None) -> list[str]:
     summary, effects, axes = tables.summary, tables.effects, tables.axes
     margin = float(summary["equivalence_margin"].iloc[0]) if "equivalence_margin" in summary and len(summary) else 0.05
     auto = getattr(tables, "stopping", None) is not None  # a rounds=auto sweep: more rounds, not more repeats
-    sentences = _axis_sentences(effects, axes, margin, auto) + _fastest_sentences(summary, axes, tables.inactive, auto)
+    sentences = _baseline_sentences(tables) + _axis_sentences(effects, axes, margin, auto)
+    sentences += _fastest_sentences(tables, auto)
     sentences += _stopping_sentences(tables)
     sentences += (advice or advise(tables)).sentences
     if summary["ips_ci_low"].isna().all() and summary["ips_median"].notna().any():

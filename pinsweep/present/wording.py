@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pinsweep.analysis.summarize import CEILING_PRECISE_CI, TOO_FAST_EFFICIENCY, axes_of
+from pinsweep.analysis.summarize import (
+    CEILING_PRECISE_CI,
+    TOO_FAST_EFFICIENCY,
+    axes_of,
+    default_baseline,
+    level_key,
+    schema_defaults,
+)
 from pinsweep.spelling import norm
 
 
@@ -20,12 +27,30 @@ def missing(value: Any) -> bool:
     return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
 
 
+# A 95% interval whose high end is over ten times its low end (or that is not finite, or reaches 0 as printed)
+# holds every answer a reader could act on: two runs of a noisy job give `1588 [0, 40277747]`. Such an
+# interval is written `[too wide]`, never quoted as a finding.
+WIDEST_INTERVAL = 10.0
+TOO_WIDE = " [too wide]"
+
+
+def useful(low: Any, high: Any) -> bool:
+    """Whether an interval says something: both ends there, finite, positive, within WIDEST_INTERVAL."""
+    if missing(low) or missing(high):
+        return False
+    low, high = float(low), float(high)
+    return math.isfinite(low) and math.isfinite(high) and low > 0 and high <= low * WIDEST_INTERVAL
+
+
 def ratio(value: float) -> str:
     return f"{value:.2f}x"
 
 
 def interval(low: Any, high: Any) -> str:
-    return "" if missing(low) or missing(high) else f" [{low:.2f}, {high:.2f}]"
+    """` [0.59, 0.84]`; '' without an interval; ` [too wide]` for one that says nothing (`useful`)."""
+    if missing(low) or missing(high):
+        return ""
+    return f" [{low:.2f}, {high:.2f}]" if useful(low, high) and f"{low:.2f}" != "0.00" else TOO_WIDE
 
 
 def ratio_interval(value: Any, low: Any = math.nan, high: Any = math.nan) -> str:
@@ -34,7 +59,11 @@ def ratio_interval(value: Any, low: Any = math.nan, high: Any = math.nan) -> str
 
 
 def ips(value: float, low: Any = math.nan, high: Any = math.nan) -> str:
-    ci = "" if missing(low) or missing(high) else f" [{low:.0f}, {high:.0f}]"
+    """`1800 [1700, 1900]`; `1800` without an interval; `1588 [too wide]` for one that says nothing."""
+    if missing(low) or missing(high):
+        ci = ""
+    else:
+        ci = f" [{low:.0f}, {high:.0f}]" if useful(low, high) and f"{low:.0f}" != "0" else TOO_WIDE
     return f"{value:.0f}{ci}"
 
 
@@ -54,6 +83,48 @@ def claim_label(record: pd.Series, axes: list[str], inactive: list[str]) -> str:
     `num_workers=2, pin_memory=true`, which would credit pin_memory with a speed it cannot have."""
     active = [a for a in axes if a not in inactive]
     return config_label(record, active) if active else "every config"
+
+
+def baseline_record(summary: pd.DataFrame) -> pd.Series | None:
+    """The summary's baseline row, None when no config ran."""
+    base = summary[summary["baseline"].astype(bool)] if "baseline" in summary else summary.iloc[0:0]
+    return base.iloc[0] if len(base) else None
+
+
+def baseline_origin(summary: pd.DataFrame) -> tuple[str, dict[str, str]]:
+    """How the summary's baseline came to be, and the config the default rule picks (each swept setting at
+    the schema's default, else its lowest level): `defaults` (that config, every setting at its default),
+    `lowest` (that config, some setting at its lowest level), `chosen` (another, while the default one ran:
+    a --baseline), `fallback` (another, since the default one did not run), or `none`."""
+    axes, base = axes_of(summary), baseline_record(summary)
+    levels = {a: sorted(summary[a].astype(str).unique(), key=level_key) for a in axes}
+    rule = default_baseline(levels)
+    if base is None:
+        return "none", rule
+    if all(str(base[a]) == rule[a] for a in axes):
+        defaults = schema_defaults()
+        return ("defaults" if all(rule[a] == defaults.get(a) for a in axes) else "lowest"), rule
+    match = summary["n"].gt(0) if "n" in summary else summary["ips_geomean"].notna()
+    for a in axes:
+        match &= summary[a].astype(str) == rule[a]
+    return ("chosen" if match.any() else "fallback"), rule
+
+
+def at_baseline_inactive(record: pd.Series, summary: pd.DataFrame, inactive: list[str]) -> bool:
+    """Whether a config sits at the baseline's levels of every axis that cannot act here: then its short
+    label (claim_label) names this one row, since the rows it also fits differ only where nothing acts."""
+    base = baseline_record(summary)
+    return not inactive or (base is not None and all(record[a] == base[a] for a in inactive))
+
+
+def row_label(record: pd.Series, summary: pd.DataFrame, axes: list[str], inactive: list[str]) -> str:
+    """The label a sentence names one row by when it quotes that row's figures: claim_label where that names
+    this row alone (`at_baseline_inactive`), else every axis (`num_workers=0, pin_memory=true`), so a figure is
+    never credited to another row with the same short label."""
+    active = [a for a in axes if a not in inactive]
+    if active and at_baseline_inactive(record, summary, inactive):
+        return config_label(record, active)
+    return config_label(record, axes)
 
 
 def config_status(record: pd.Series, axes: list[str], rows: pd.DataFrame | None) -> str:
