@@ -13,15 +13,16 @@ from pinsweep.analysis.summarize import INACTIVE_EFFECT, OVERALL
 from pinsweep.app import run_and_record
 from pinsweep.input.data import to_float_images
 from pinsweep.job.timing import StepTimer
+from tests.in_process import pinsweep_here
 
-# a slow dataset: 10 ms per sample (a sleep, like slow storage), so loading 32 images takes ~0.3 s
-# while the tiny model's step takes a few ms. Two workers halve the wait; on this CPU-only machine pin_memory can't act.
+# a slow dataset: 5 ms per sample (a sleep, like slow storage), so loading 32 images takes ~0.16 s
+# while the tiny model's step takes ~15 ms. Two workers halve the wait; on this CPU-only machine pin_memory can't act.
 SLOW_SWEEP = (
     "data=synthetic",
     "model=tiny",
     "data.train_size=256",
     "data.test_size=64",
-    "data.sample_delay_ms=10",
+    "data.sample_delay_ms=5",
     "loader.batch_size=32",
     "train.epochs=2",
     "train.ceiling_steps=3",
@@ -54,7 +55,7 @@ def test_job_row_breaks_the_step_down_and_carries_both_ceilings(compose_cfg, tmp
     cfg = compose_cfg(*SLOW_SWEEP, "loader.num_workers=0")
     row = run_and_record(cfg, tmp_path)
     assert row["status"] == "ok", row["error"]
-    # with 10 ms per sample and no workers, most of every step is spent waiting for data
+    # with 5 ms per sample and no workers, most of every step is spent waiting for data
     assert row["data_wait_s"] / row["steady_s"] > 0.5
     # stall, copy and compute tile the steady window: the verdict's fractions add up to the whole
     assert row["data_wait_s"] + row["copy_s"] + row["compute_s"] == pytest.approx(row["steady_s"], rel=0.01)
@@ -72,6 +73,7 @@ def test_adaptive_mode_stops_at_the_precision_target_or_the_budget(compose_cfg, 
         "data=synthetic",
         "model=tiny",
         "data.train_size=1024",
+        "data.test_size=64",  # not evaluated; the default 10000 test images take seconds to generate
         "loader.batch_size=32",
         "train.mode=adaptive",
         "train.min_steps=20",
@@ -92,24 +94,23 @@ def test_adaptive_mode_stops_at_the_precision_target_or_the_budget(compose_cfg, 
 
 @pytest.mark.alone
 @pytest.mark.slow
-def test_slow_dataset_sweep_names_the_loader_as_the_bottleneck(run_pinsweep, tmp_path):
+def test_slow_dataset_sweep_names_the_loader_as_the_bottleneck(tmp_path):
     sweep = tmp_path / "sweep"
     # one epoch of 8 steps, the first 2 the warm-up (the workers start in it): 6 timed steps show the
-    # loader-bound serial configs as clearly as a second epoch would, at half the jobs' time; 4 ms per
-    # sample (128 ms a batch) is still many times the tiny model's step
+    # loader-bound serial configs as clearly as a second epoch would, at half the jobs' time; 2 ms per
+    # sample (64 ms a batch) is still several times the tiny model's step (~15 ms)
     one_epoch = [o for o in SLOW_SWEEP if not o.startswith(("train.epochs=", "data.sample_delay_ms=", "train.ceiling"))]
-    one_epoch += ["train.epochs=1", "train.warmup_steps=2", "data.sample_delay_ms=4"]
-    one_epoch += ["train.ceiling_steps=2", "train.ceiling_budget_s=0.2"]  # a figure per config, not a precise one
+    one_epoch += ["train.epochs=1", "train.warmup_steps=2", "data.sample_delay_ms=2"]
+    # a figure per config, not a precise one: each ceiling stops at its 2 steps
+    one_epoch += ["train.ceiling_steps=2", "train.ceiling_budget_s=0.05"]
     # two rounds: the workers' 2.3x comes out with its simultaneous interval at [2.1, 2.5] (3 runs, 2026-12-03)
-    result = run_pinsweep(
+    result = pinsweep_here(
         "-m",
         *one_epoch,
         "train.repeat=0,1",
         "loader.num_workers=0,2",
         "loader.pin_memory=true,false",
         f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
-        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = pd.read_csv(sweep / "summary.csv")
@@ -145,13 +146,15 @@ def test_your_own_dataset_and_model_get_the_same_measurements(compose_cfg, tmp_p
     cfg = compose_cfg(
         "data=custom",
         "data._target_=examples.my_pipeline.StripesDataset",
-        "+data.kwargs.size=256",
+        "+data.kwargs.size=128",  # 4 steps an epoch, each split
         "model=custom",
         "model._target_=examples.my_pipeline.SmallMLP",
         "+model.kwargs.hidden=32",
         "loader.batch_size=32",
         "train.epochs=2",
         "train.ceiling_steps=2",
+        "train.ceiling_budget_s=0.2",  # a figure of each ceiling, not a precise one (2 s each by default)
+        "train.threads=1",  # two threads on two shared cores wait for each other at every op (tests/conftest.py)
         "isolate=false",
     )
     row = run_and_record(cfg, tmp_path)
@@ -167,6 +170,7 @@ def test_warmup_steps_zero_times_from_the_first_step_and_stops(compose_cfg, tmp_
         "model=tiny",
         "model.width=8",
         "data.train_size=512",
+        "data.test_size=64",  # not evaluated; the default 10000 test images take seconds to generate
         "loader.batch_size=32",
         "train.mode=adaptive",
         "train.warmup_steps=0",
@@ -207,11 +211,13 @@ def test_uint8_to_float_conversion_is_compute_not_copy(compose_cfg, tmp_path, mo
         "model=tiny",
         "model.width=8",
         "data.train_size=256",
+        "data.test_size=64",  # not evaluated; the default 10000 test images take seconds to generate
         "data.pipeline=tensor",  # uint8 batches: the conversion happens in the training process
         "loader.batch_size=32",
         "train.epochs=2",
         "train.ceiling_steps=0",
         "train.evaluate=false",
+        "train.threads=1",  # two threads on two shared cores wait for each other at every op (tests/conftest.py)
         "isolate=false",
     )
     row = run_and_record(cfg, tmp_path)
