@@ -28,6 +28,7 @@ from pinsweep.input.shard import EpochDistributedSampler, WorkerThreads
 from pinsweep.job import ranks
 from pinsweep.present.advice import advise
 from pinsweep.record import RANKS_FILE, read_row
+from tests.in_process import pinsweep_here
 
 # 2 ranks x 256 images in batches of 32: 8 steps per rank and epoch, the second epoch timed
 TWO_RANKS = (
@@ -41,6 +42,9 @@ TWO_RANKS = (
     "train.ceiling_steps=2",
     "train.ceiling_budget_s=0.2",
     "train.ranks=2",
+    # one intra-op thread a rank: two ranks of torch's default two threads on two cores shared with the
+    # other tests wait for each other at every op (a 2-rank job took 8 s to train instead of 1 under load)
+    "train.threads=1",
     "isolate=false",
 )
 # the planted straggler: 40 ms per sample on rank 1 only, 80 ms per batch; few, long sleeps (each
@@ -242,20 +246,17 @@ def test_a_budget_that_cannot_run_is_an_invalid_row(compose_cfg, tmp_path, overr
 # ------------------------------------------------------------------------------------ jobs
 
 
-def test_a_two_rank_job_is_one_row_with_every_ranks_figures_beside_it(compose_cfg, tmp_path):
-    row = run_and_record(compose_cfg(*TWO_RANKS, "loader.num_workers=1"), tmp_path)
+def test_in_adaptive_mode_the_ranks_stop_at_the_same_step(compose_cfg, tmp_path):
+    cfg = compose_cfg(
+        *TWO_RANKS, "train.mode=adaptive", "train.min_steps=12", "train.target_ci=0.9", "train.budget_s=20",
+        "train.warmup_steps=2", "train.ceiling_steps=0", "train.evaluate=false",
+    )  # fmt: skip
+    row = run_and_record(cfg, tmp_path)
     assert row["status"] == "ok", row["error"]
     per_rank = _ranks_csv(tmp_path)
-    assert list(per_rank.index) == [0, 1] and (per_rank["images_timed"] == 256).all()  # half the split each
-    assert row["ranks"] == 2 and row["images_timed"] == 512
-    assert row["images_per_s"] == pytest.approx(512 / per_rank["steady_s"].max())
-    slowest = per_rank.loc[row["rank_slowest"]]
-    assert row["data_wait_s"] == slowest["data_wait_s"]  # the breakdown is one rank's ...
-    assert row["data_wait_s"] + row["copy_s"] + row["compute_s"] == pytest.approx(slowest["steady_s"], rel=0.02)
-    assert row["compute_ceiling_ips"] == slowest["compute_ceiling_ips"]  # ... and so are the ceilings
-    assert (row["cpu_processes"], row["cpu_cores"]) == (4, len(os.sched_getaffinity(0)))
-    assert 0 <= row["test_accuracy"] <= 100 and row["loss_finite"]
-    assert read_row(tmp_path)["ranks"] == 2
+    # 8 steps an epoch per rank, 2 of warm-up: the vote crosses an epoch boundary; every rank stepped alike
+    assert row["steps_timed"] >= 12 and per_rank["items_timed"].nunique() == 1
+    assert row["items_timed"] == 2 * per_rank["items_timed"].iloc[0]
 
 
 @pytest.mark.alone
@@ -264,11 +265,16 @@ def test_a_planted_loading_cost_on_rank_1_names_it_the_straggler(compose_cfg, tm
         *TWO_RANKS,
         "data=custom",
         f"data._target_={RankSlowData.__module__}.RankSlowData",
-        "+data.kwargs.size=32",  # 16 samples a rank: 8 steps an epoch, the second epoch timed
+        "+data.kwargs.size=32",  # 16 samples a rank: 8 steps an epoch
         "+data.kwargs.slow_rank=1",
         f"+data.kwargs.delay_ms={DELAY_MS}",
         f"loader.batch_size={BATCH}",
-        "train.threads=1",
+        # one epoch, its first 2 steps the warm-up: 6 timed steps, 480 ms of planted wait on rank 1; no
+        # ceilings or evaluation, which this test does not read
+        "train.epochs=1",
+        "train.warmup_steps=2",
+        "train.ceiling_steps=0",
+        "train.evaluate=false",
     )
     row = run_and_record(cfg, tmp_path)
     assert row["status"] == "ok", row["error"]
@@ -281,18 +287,6 @@ def test_a_planted_loading_cost_on_rank_1_names_it_the_straggler(compose_cfg, tm
     assert _ranks_csv(tmp_path).loc[0, "data_wait_s"] < 0.2 * wait
     summary, _ = summarize(pd.DataFrame([read_row(tmp_path)]))
     assert (summary.loc[0, "verdict"], summary.loc[0, "straggler"]) == ("loader-bound", "rank 1")
-
-
-def test_in_adaptive_mode_the_ranks_stop_at_the_same_step(compose_cfg, tmp_path):
-    cfg = compose_cfg(
-        *TWO_RANKS, "train.mode=adaptive", "train.min_steps=12", "train.target_ci=0.9", "train.budget_s=20"
-    )
-    row = run_and_record(cfg, tmp_path)
-    assert row["status"] == "ok", row["error"]
-    per_rank = _ranks_csv(tmp_path)
-    # 8 steps an epoch per rank: the vote crosses an epoch boundary; every rank stepped alike
-    assert row["steps_timed"] >= 12 and per_rank["items_timed"].nunique() == 1
-    assert row["items_timed"] == 2 * per_rank["items_timed"].iloc[0]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="asks for CUDA where there is none")
@@ -356,6 +350,55 @@ def test_the_row_records_the_cores_and_threads_the_job_had(compose_cfg, tmp_path
 # ------------------------------------------------------------------------------------ whole sweeps
 
 
+@pytest.fixture(scope="module")
+def rank_sweep(tmp_path_factory) -> Path:
+    """ONE sweep of train.ranks=1,2 x loader.num_workers=0,1, run in this process (isolate=false, as
+    TWO_RANKS: the ranks start from the fork server this file's other jobs share), read by the tests
+    below: 256 images in batches of 32, 4 steps per rank and epoch at 2 ranks, 8 at one."""
+    sweep = tmp_path_factory.mktemp("ranks") / "sweep"
+    axes = ("train.ranks=1,2", "loader.num_workers=0,1", f"hydra.sweep.dir={sweep}")
+    result = pinsweep_here("-m", *[o for o in TWO_RANKS if o != "train.ranks=2"], "data.train_size=256", *axes)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return sweep
+
+
+def _job(sweep: Path, ranks: int, workers: int) -> Path:
+    """The folder of the sweep's job with these ranks and workers."""
+    rows = {job: read_row(job) for job in sweep.iterdir() if job.name.isdigit()}
+    (job,) = [job for job, row in rows.items() if (row["train.ranks"], row["loader.num_workers"]) == (ranks, workers)]
+    return job
+
+
+def test_a_two_rank_job_is_one_row_with_every_ranks_figures_beside_it(rank_sweep):
+    job = _job(rank_sweep, ranks=2, workers=1)
+    row = read_row(job)
+    assert row["status"] == "ok", row["error"]
+    per_rank = _ranks_csv(job)
+    assert list(per_rank.index) == [0, 1] and (per_rank["images_timed"] == 128).all()  # half the split each
+    assert row["ranks"] == 2 and row["images_timed"] == 256
+    assert row["images_per_s"] == pytest.approx(256 / per_rank["steady_s"].max())
+    slowest = per_rank.loc[row["rank_slowest"]]
+    assert row["data_wait_s"] == slowest["data_wait_s"]  # the breakdown is one rank's ...
+    assert row["data_wait_s"] + row["copy_s"] + row["compute_s"] == pytest.approx(slowest["steady_s"], rel=0.02)
+    assert row["compute_ceiling_ips"] == slowest["compute_ceiling_ips"]  # ... and so are the ceilings
+    assert (row["cpu_processes"], row["cpu_cores"]) == (4, len(os.sched_getaffinity(0)))
+    assert 0 <= row["test_accuracy"] <= 100 and row["loss_finite"]
+
+
+def test_ranks_sweep_as_an_axis_with_a_row_and_ranks_csv_per_job(rank_sweep):
+    jobs = sorted(p for p in rank_sweep.iterdir() if p.name.isdigit())
+    rows = [read_row(job) for job in jobs]
+    assert len(rows) == 4 and all(row["status"] == "ok" for row in rows), rows
+    for job, row in zip(jobs, rows):
+        per_rank = _ranks_csv(job)
+        assert len(per_rank) == row["train.ranks"] == row["ranks"]
+        assert row["images_timed"] == per_rank["images_timed"].sum()
+        assert row["data_wait_s"] == pytest.approx(per_rank.loc[row["rank_slowest"], "data_wait_s"])
+    summary = pd.read_csv(rank_sweep / "summary.csv")
+    assert len(summary) == 4 and (summary["n"] == 1).all()
+    assert set(pd.read_csv(rank_sweep / "effects.csv")["axis"]) == {"train.ranks", "loader.num_workers"}
+
+
 def _session(leader: int) -> set[int]:
     found = set()
     for entry in Path("/proc").iterdir():
@@ -366,35 +409,6 @@ def _session(leader: int) -> set[int]:
             except OSError:
                 pass
     return found
-
-
-@pytest.mark.slow
-def test_ranks_sweep_as_an_axis_with_a_row_and_ranks_csv_per_job(run_pinsweep, tmp_path):
-    sweep = tmp_path / "sweep"
-    result = run_pinsweep(
-        "-m",
-        *[o for o in TWO_RANKS if o not in ("train.ranks=2", "isolate=false")],
-        "data.train_size=256",  # 4 steps per rank and epoch at 2 ranks, 8 at one
-        "train.evaluate=false",
-        "train.ranks=1,2",
-        "loader.num_workers=0,1",
-        "train.repeat=0,1",
-        f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    jobs = sorted(p for p in sweep.iterdir() if p.name.isdigit())
-    rows = [read_row(job) for job in jobs]
-    assert len(rows) == 8 and all(row["status"] == "ok" for row in rows), rows
-    for job, row in zip(jobs, rows):
-        per_rank = _ranks_csv(job)
-        assert len(per_rank) == row["train.ranks"] == row["ranks"]
-        assert row["images_timed"] == per_rank["images_timed"].sum()
-        assert row["data_wait_s"] == pytest.approx(per_rank.loc[row["rank_slowest"], "data_wait_s"])
-    summary = pd.read_csv(sweep / "summary.csv")
-    assert len(summary) == 4 and (summary["n"] == 2).all()
-    assert set(pd.read_csv(sweep / "effects.csv")["axis"]) == {"train.ranks", "loader.num_workers"}
 
 
 @pytest.mark.slow
@@ -458,6 +472,8 @@ def test_each_launched_rank_trains_on_its_own_local_rank_gpu(compose_cfg, monkey
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(ranks.dist, "init_process_group", fake_init_process_group)
     monkeypatch.setattr(ranks, "_exit_with_parent", lambda: None)
+    # _Joined is no rank's failure: nothing to keep for the agent, nor to wait for it to see (5 s a rank)
+    monkeypatch.setattr(ranks, "_keep_failure", lambda folder, rank, error: None)
     monkeypatch.setattr(ranks, "_name_rank_in_logs", lambda rank: None)  # the suite's own log lines stay as they are
     monkeypatch.setattr(ranks.signal, "signal", lambda *args: signal.SIG_DFL)  # pytest keeps its handlers
     monkeypatch.setattr(ranks.multiprocessing, "set_start_method", lambda *args, **kwargs: None)
