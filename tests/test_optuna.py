@@ -1,21 +1,29 @@
 """experiment=autotune: Optuna searches the loader settings, every trial is a recorded row, the best
-config is written, and a trial that cannot run is a failed trial, not the end of the search."""
+config is written, and a trial that cannot run is a failed trial, not the end of the search.
+
+Each sweep runs in this process, as `python -m pinsweep -m experiment=autotune ...` runs it
+(pinsweep.__main__.main with that command line, jobs in process with isolate=false): a process of its
+own would cost seconds of imports for nothing these tests look at; the command line's own process, its
+exit status and signals are tested in test_sweep.py and test_interruptions.py."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from pinsweep.__main__ import main as pinsweep_main
 from pinsweep.analysis.sequential import read_stopping
 from pinsweep.analysis.summarize import norm
 from pinsweep.record import read_row
+from pinsweep.sweep import lock
 
 pytest.importorskip(
     "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper",
@@ -25,17 +33,17 @@ import optuna  # only once the sweeper, which needs it, is known to be there
 
 pytestmark = pytest.mark.slow
 
-TESTS_DIR = Path(__file__).resolve().parent
-# a trial trains for a second or two: tiny CNN, 512 synthetic images, one epoch, whole epochs not adaptive
+# a trial trains for a fraction of a second: tiny CNN, 256 synthetic images, one epoch, whole epochs not
+# adaptive; no ceilings (no test here reads them: what is searched and confirmed is throughput), and no
+# test pass (experiment=autotune sets train.evaluate=false)
 TINY_TRIAL = (
     "model=tiny",
     "data=synthetic",
-    "data.train_size=512",
+    "data.train_size=256",
     "data.test_size=64",
     "train.mode=epochs",
     "train.epochs=1",
-    "train.ceiling_steps=2",
-    "train.ceiling_budget_s=0.2",  # a rough ceiling: at the default 2 s each, ceilings would be most of a trial
+    "train.ceiling_steps=0",
     "train.threads=1",  # two threads on two shared cores wait for each other at every op (tests/conftest.py)
     "isolate=false",  # one process per trial costs seconds of imports; isolation is tested elsewhere
 )
@@ -63,12 +71,51 @@ class CyclingSampler(optuna.samplers.BaseSampler):
             log.write(json.dumps({"number": trial.number, "state": state.name, "values": values}) + "\n")
 
 
-def _autotune(tmp_path: Path, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "pinsweep", "-m", "experiment=autotune", *TINY_TRIAL, *overrides]
-    command.append(f"hydra.sweep.dir={tmp_path / 'sweep'}")
-    return subprocess.run(
-        command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})}
-    )
+@dataclass(frozen=True)
+class Sweep:
+    """What `python -m pinsweep -m experiment=autotune ...` ended with: its exit status and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def autotune(tmp_path, monkeypatch, capsys):
+    """autotune(*overrides) -> Sweep: the command run in this process, from tmp_path, into tmp_path/sweep.
+    Trials are drawn by test_optuna.CyclingSampler where a test names it (its log: tmp_path/trials.jsonl)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CYCLING_SAMPLER_LOG", str(tmp_path / "trials.jsonl"))
+
+    def _run(*overrides: str) -> Sweep:
+        argv = [
+            "pinsweep",
+            "-m",
+            "experiment=autotune",
+            *TINY_TRIAL,
+            *overrides,
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ]
+        monkeypatch.setattr(sys, "argv", argv)
+        monkeypatch.setattr(lock, "_HELD", {})  # the sweep folder's hold, dropped as the process would at exit
+        # Hydra configures logging for the sweep and each job: the next test gets pytest's handlers back
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        capsys.readouterr()
+        try:
+            pinsweep_main()
+            returncode = 0
+        except SystemExit as exit:  # what the process would have exited with
+            returncode = 0 if exit.code is None else exit.code if isinstance(exit.code, int) else 1
+        finally:
+            root.handlers[:] = handlers
+            root.setLevel(level)
+            for held in lock._HELD.values():
+                held.release(force=True)
+        printed = capsys.readouterr()
+        return Sweep(returncode, printed.out, printed.err)
+
+    return _run
 
 
 def _rows(sweep_dir: Path) -> list[dict]:
@@ -76,19 +123,29 @@ def _rows(sweep_dir: Path) -> list[dict]:
     return [read_row(job_dir) for job_dir in job_dirs]
 
 
-def test_autotune_finds_a_config_and_records_every_trial(tmp_path):
-    result = _autotune(
-        tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.confirm_top=1", "hydra.sweeper.confirm_repeats=2"
+def test_autotune_finds_a_config_and_records_every_trial(autotune, tmp_path):
+    """The preset's sampler (TPE, seed 0) over a small space: its 3 trials draw num_workers 1, 0, 0 (the
+    conditional space is drawn both ways), then the best distinct config is confirmed in one round."""
+    result = autotune(
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.confirm_top=1",
+        "hydra.sweeper.confirm_repeats=1",
+        "loader.num_workers=choice(0,1,2)",
+        "loader.batch_size=choice(64,128)",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep_dir = tmp_path / "sweep"
     rows = _rows(sweep_dir)
-    assert len(rows) == 4
+    assert len(rows) == 3
     assert all(row["status"] == "ok" and row["images_per_s"] > 0 for row in rows), rows
 
     # the conditional space: prefetch_factor and persistent_workers only for trials with workers
-    for row in rows:
-        if row["loader.num_workers"] == 0:
+    with_workers = [row["loader.num_workers"] > 0 for row in rows]
+    assert any(with_workers) and not all(with_workers), rows  # both kinds of trial, or this proves nothing
+    for row, workers in zip(rows, with_workers):
+        if workers:
+            assert not pd.isna(row["loader.prefetch_factor"]), row
+        else:
             assert pd.isna(row["loader.prefetch_factor"]) and not row["loader.persistent_workers"], row
 
     best = OmegaConf.load(sweep_dir / "optimization_results.yaml")
@@ -98,22 +155,22 @@ def test_autotune_finds_a_config_and_records_every_trial(tmp_path):
         assert fastest[key] == value, (key, fastest[key], value)
 
     summary = pd.read_csv(sweep_dir / "summary.csv")
-    assert summary["n"].sum() == 4  # every trial counted once, whatever the configs; confirm/ is its own sweep
+    assert summary["n"].sum() == 3  # every trial counted once, whatever the configs; confirm/ is its own sweep
     outcome = OmegaConf.load(sweep_dir / "autotune.yaml")  # pinsweep's result: Optuna's pick, then confirmed
-    assert outcome.search_pick == {key: norm(value) for key, value in best.best_params.items()}
-    assert outcome.search_images_per_s == best.best_value and outcome.repeats == 2
+    # Optuna's pick, with what its trial did not draw (no workers: no prefetch_factor) as that trial ran it
+    drawn = {key: norm(value) for key, value in best.best_params.items()}
+    assert outcome.search_pick == {**outcome.baseline, **drawn}
+    assert outcome.search_images_per_s == best.best_value and outcome.repeats == 1
     assert len(outcome.candidates) == 1 and outcome.agree == (outcome.confirmed_pick == outcome.search_pick)
     # multirun.yaml (which Optuna's sweeper does not write) lets pinsweep.sweep.resume re-run the search
     saved = OmegaConf.load(sweep_dir / "multirun.yaml")
     assert "experiment=autotune" in saved.hydra.overrides.task
 
 
-def test_a_trial_that_cannot_run_is_recorded_and_failed_for_optuna(tmp_path):
+def test_a_trial_that_cannot_run_is_recorded_and_failed_for_optuna(autotune, tmp_path):
     """num_workers=0 with prefetch_factor=2 is invalid: trial 0 gets it (CyclingSampler), trial 1 gets
     num_workers=1. The invalid trial leaves an `invalid` row, Optuna marks it FAIL, the search goes on."""
-    sampler_log = tmp_path / "trials.jsonl"
-    result = _autotune(
-        tmp_path,
+    result = autotune(
         "hydra.sweeper.n_trials=2",
         "hydra.sweeper.confirm_top=0",  # the search alone
         "hydra.sweeper.sampler._target_=test_optuna.CyclingSampler",
@@ -121,10 +178,6 @@ def test_a_trial_that_cannot_run_is_recorded_and_failed_for_optuna(tmp_path):
         "loader.prefetch_factor=choice(2)",
         "loader.batch_size=choice(64)",
         "loader.pin_memory=choice(false)",
-        env={
-            "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
-            "CYCLING_SAMPLER_LOG": str(sampler_log),
-        },
     )
     assert result.returncode == 1, result.stderr[-3000:]  # a job failed: the sweep says so
     sweep_dir = tmp_path / "sweep"
@@ -133,7 +186,7 @@ def test_a_trial_that_cannot_run_is_recorded_and_failed_for_optuna(tmp_path):
     assert "loader.prefetch_factor=2 needs worker processes" in invalid["error"]
     assert ok["status"] == "ok" and ok["loader.num_workers"] == 1
 
-    trials = [json.loads(line) for line in sampler_log.read_text().splitlines()]
+    trials = [json.loads(line) for line in (tmp_path / "trials.jsonl").read_text().splitlines()]
     assert [(t["number"], t["state"]) for t in trials] == [(0, "FAIL"), (1, "COMPLETE")]
     assert trials[1]["values"] == [pytest.approx(ok["images_per_s"], rel=1e-9)]
     best = OmegaConf.load(sweep_dir / "optimization_results.yaml")
@@ -144,13 +197,6 @@ def test_a_trial_that_cannot_run_is_recorded_and_failed_for_optuna(tmp_path):
     assert not (sweep_dir / "confirm").exists() and not (sweep_dir / "autotune.yaml").exists()
 
 
-def _cycling(tmp_path: Path) -> dict:
-    return {
-        "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
-        "CYCLING_SAMPLER_LOG": str(tmp_path / "trials.jsonl"),
-    }
-
-
 def _confirmation_rows(sweep_dir: Path) -> pd.DataFrame:
     from pinsweep.record import read_rows
 
@@ -158,11 +204,10 @@ def _confirmation_rows(sweep_dir: Path) -> pd.DataFrame:
 
 
 @pytest.mark.alone
-def test_a_planted_input_delay_that_workers_hide_is_confirmed(tmp_path):
+def test_a_planted_input_delay_that_workers_hide_is_confirmed(autotune, tmp_path):
     """Every sample sleeps 4 ms, which 2 worker processes overlap: trial 0 (num_workers=0, the
     defaults) and trial 1 (num_workers=2) are searched, and the rounds confirm workers significantly."""
-    result = _autotune(
-        tmp_path,
+    result = autotune(
         "hydra.sweeper.n_trials=2",
         "hydra.sweeper.confirm_top=2",  # only one candidate differs from the defaults: one is re-run
         "hydra.sweeper.confirm_repeats=3",
@@ -175,10 +220,6 @@ def test_a_planted_input_delay_that_workers_hide_is_confirmed(tmp_path):
         # worker start-up is not what is timed (a second epoch would double the cost and prove no more)
         "data.train_size=256",
         "train.epochs=1",
-        # what is confirmed is throughput: no ceilings or test pass beside it (a second or so of every job)
-        "train.ceiling_steps=0",
-        "train.evaluate=false",
-        env=_cycling(tmp_path),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep_dir = tmp_path / "sweep"
@@ -205,11 +246,10 @@ def test_a_planted_input_delay_that_workers_hide_is_confirmed(tmp_path):
     assert "## Auto-tune: search pick and confirmed pick" in (sweep_dir / "report.md").read_text()
 
 
-def test_when_nothing_differs_the_defaults_hold(tmp_path):
+def test_when_nothing_differs_the_defaults_hold(autotune, tmp_path):
     """pin_memory cannot act on a CPU: the search draws true and false, the confirmation finds no
     difference and keeps the defaults."""
-    result = _autotune(
-        tmp_path,
+    result = autotune(
         "hydra.sweeper.n_trials=2",
         "hydra.sweeper.confirm_repeats=2",
         "hydra.sweeper.sampler._target_=test_optuna.CyclingSampler",
@@ -217,7 +257,6 @@ def test_when_nothing_differs_the_defaults_hold(tmp_path):
         "loader.batch_size=64",
         "loader.pin_memory=choice(true,false)",
         "train.device=cpu",
-        env=_cycling(tmp_path),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep_dir = tmp_path / "sweep"
@@ -228,12 +267,11 @@ def test_when_nothing_differs_the_defaults_hold(tmp_path):
     assert "Defaults hold" in result.stdout
 
 
-def test_the_confirmation_runs_through_the_sweeps_own_launcher(tmp_path):
+def test_the_confirmation_runs_through_the_sweeps_own_launcher(autotune, tmp_path):
     """hydra/launcher=local (submitit, as the SLURM preset): trials and confirmation jobs alike are
     submitit jobs, each in its own process, and the confirmation's land in confirm/<n>/. One trial
     (num_workers=1, CyclingSampler's first choice) and one round of it against the defaults: 3 jobs."""
-    result = _autotune(
-        tmp_path,
+    result = autotune(
         "hydra/launcher=local",
         "hydra.sweeper.n_trials=1",
         "hydra.sweeper.confirm_top=1",
@@ -242,7 +280,6 @@ def test_the_confirmation_runs_through_the_sweeps_own_launcher(tmp_path):
         "loader.num_workers=choice(1,0)",
         "loader.batch_size=64",
         "loader.pin_memory=false",
-        env=_cycling(tmp_path),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep_dir = tmp_path / "sweep"
