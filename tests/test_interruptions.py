@@ -4,6 +4,7 @@ resume that completes the sweep."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -17,9 +18,12 @@ import pandas as pd
 import pytest
 
 from pinsweep import summarize as summarize_command
+from pinsweep.__main__ import main as pinsweep_main
 from pinsweep.record import ROW_FILE, CorruptRow, read_row, read_rows, write_row
+from pinsweep.sweep import lock
 from pinsweep.sweep.interrupt import Interrupted, job_signals
 from pinsweep.sweep.lock import FolderInUse, hold
+from pinsweep.sweep.resume import resume_command
 
 
 def _pinsweep(*args: str) -> list[str]:
@@ -109,6 +113,10 @@ def test_a_signal_in_job_3_records_it_summarizes_the_rest_and_resume_completes_t
     assert last_line == (
         f"pinsweep: stopped by {signal.Signals(signum).name}; resume with: python -m pinsweep.resume {sweep_dir}"
     )
+    if signum != signal.SIGINT:
+        # a resume reads the rows, not what stopped the sweep: proven once, after Ctrl-C (a pinsweep
+        # process of its own, two more jobs, the summary again)
+        return
 
     resumed = subprocess.run(
         [sys.executable, "-m", "pinsweep.resume", str(sweep_dir)], cwd=tmp_path, capture_output=True, text=True
@@ -212,16 +220,42 @@ def test_each_kind_of_damage_is_named_with_its_file(tmp_path):
         assert str(caught.value) == f"{row_file}: {expected[kind]}", kind
 
 
+def _sweep_here(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """`python -m pinsweep <args>` run in this process (pinsweep.__main__.main): (its exit status, what it
+    wrote to stderr). For a sweep whose own process is not the point, what it writes is. Ends as that
+    process would: the folder's hold dropped (pinsweep.sweep.lock), and pytest's log handlers back in
+    place of Hydra's."""
+    monkeypatch.setattr(sys, "argv", ["pinsweep", *args])
+    monkeypatch.setattr(lock, "_HELD", {})  # the holds this sweep takes "until exit"
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    capsys.readouterr()
+    try:
+        pinsweep_main()
+        code = 0
+    except SystemExit as exit:
+        code = 0 if exit.code is None else exit.code
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for held in lock._HELD.values():
+            held.release(force=True)
+    return code, capsys.readouterr().err
+
+
 @pytest.mark.slow
-def test_damaged_rows_are_listed_summarized_around_and_rerun_by_resume(small_job, tmp_path, capsys, caplog):
+def test_damaged_rows_are_listed_summarized_around_and_rerun_by_resume(
+    small_job, tmp_path, monkeypatch, capsys, caplog
+):
+    """The sweep and its resume run in this process (the resume's own process, and its command line,
+    are tested with a signal and with a folder in use): five jobs, three rows damaged three ways."""
     sweep_dir = tmp_path / "sweep"
-    first = subprocess.run(
-        _pinsweep("-m", *small_job, "isolate=false", "train.repeat=0,1,2,3,4", f"hydra.sweep.dir={sweep_dir}"),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    assert first.returncode == 0, first.stderr[-3000:]
+    monkeypatch.chdir(tmp_path)
+    # no ceilings or test pass: only the rows are read
+    job = (*small_job, "train.ceiling_steps=0", "train.evaluate=false", "isolate=false")
+    sweep = ("-m", *job, "train.repeat=0,1,2,3,4", f"hydra.sweep.dir={sweep_dir}")
+    code, stderr = _sweep_here(monkeypatch, capsys, *sweep)
+    assert code == 0, stderr[-3000:]
     damaged = {"1": "truncated", "2": "garbage", "4": "empty"}
     before = {}
     for num, kind in damaged.items():
@@ -243,11 +277,12 @@ def test_damaged_rows_are_listed_summarized_around_and_rerun_by_resume(small_job
     assert summary["n"].tolist() == [2] and summary["n_failed"].tolist() == [3]
     assert read_rows(sweep_dir)["status"].tolist() == ["ok", "corrupt", "corrupt", "ok", "corrupt"]
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "pinsweep.resume", str(sweep_dir)], cwd=tmp_path, capture_output=True, text=True
-    )
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    skipped = set(re.findall(r"job #(\d+) already has an ok row, skipped", resumed.stderr))
+    # what `python -m pinsweep.resume <sweep_dir>` runs, from where it runs it
+    command, cwd = resume_command(sweep_dir)
+    assert command[:3] == [sys.executable, "-m", "pinsweep"] and cwd == tmp_path
+    code, stderr = _sweep_here(monkeypatch, capsys, *command[3:])
+    assert code == 0, stderr[-3000:]
+    skipped = set(re.findall(r"job #(\d+) already has an ok row, skipped", stderr))
     assert skipped == {"0", "3"}  # exactly the damaged three ran again
     assert _statuses(sweep_dir, 5) == ["ok"] * 5
     for num, row_bytes in untouched.items():
@@ -282,12 +317,16 @@ def test_a_held_folder_refuses_and_a_killed_holder_leaves_no_stale_hold(tmp_path
 @pytest.mark.slow
 def test_a_second_sweep_into_a_folder_in_use_refuses_and_resume_proceeds_once_it_is_killed(small_job, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    command = _pinsweep("-m", *small_job, "train.repeat=0,1,2,3", f"hydra.sweep.dir={sweep_dir}")
+    # two jobs in the sweep's own process, without DataLoader workers: the sweep is the one process that
+    # holds the folder (a forked worker would hold the flock too, a fork server would import torch on after
+    # the kill); no ceilings or test pass: the resume that proceeds runs both jobs, and only the rows are read
+    job = (*small_job, "loader.num_workers=0", "isolate=false", "train.ceiling_steps=0", "train.evaluate=false")
+    command = _pinsweep("-m", *job, "train.repeat=0,1", f"hydra.sweep.dir={sweep_dir}")
     err = tmp_path / "first.err"
     with open(err, "w") as stderr:
         first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr)
         try:
-            _wait_for(err, "job #0 (1 of 4)", first, time.monotonic() + 300)
+            _wait_for(err, "job #0 (1 of 2)", first, time.monotonic() + 300)
             saved = (sweep_dir / "multirun.yaml").read_bytes()
             for second_command in (command, [sys.executable, "-m", "pinsweep.resume", str(sweep_dir)]):
                 start = time.monotonic()
@@ -307,4 +346,4 @@ def test_a_second_sweep_into_a_folder_in_use_refuses_and_resume_proceeds_once_it
         [sys.executable, "-m", "pinsweep.resume", str(sweep_dir)], cwd=tmp_path, capture_output=True, text=True
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert _statuses(sweep_dir, 4) == ["ok"] * 4
+    assert _statuses(sweep_dir, 2) == ["ok"] * 2
