@@ -399,11 +399,20 @@ def _baseline(sweep: _Design, base: dict[str, str], requested: str) -> tuple[int
     ran = np.flatnonzero(summary["n"].gt(0).to_numpy())
     if not len(ran):
         return None, base, ""
-    index = int(ran[0])
+    # the config that ran nearest the baseline asked for (fewest settings apart; the first of those): in a
+    # search, whose draws rarely hold every default at once, the baseline's stand-in, named as one
+    apart = [sum(summary.at[i, axis] != base[axis] for axis in axes) for i in ran]
+    index = int(ran[int(np.argmin(apart))])
     fallback = {axis: summary.at[index, axis] for axis in axes}
-    why = "failed in every repeat" if exists.any() else "did not run"
     label = ",".join(f"{axis}={level}" for axis, level in fallback.items())
-    return index, fallback, f"baseline {chosen} {why}: speedups are over {label}"
+    if exists.any():
+        note = f"baseline {chosen} failed in every repeat: speedups are over {label}, the config nearest it"
+    else:
+        note = (
+            f"no job ran the default baseline {chosen} (each swept setting at its default, else its lowest level): "
+            f"speedups are over {label}, the config that ran nearest it"
+        )
+    return index, fallback, note
 
 
 @dataclass
@@ -674,6 +683,7 @@ class Tables:
     effects: pd.DataFrame
     rows: pd.DataFrame | None = None
     stopping: sequential.Stopping | None = None  # rounds=auto: how many rounds ran and why the sweep stopped
+    config_dirs: tuple[str, ...] = ()  # the sweep's own --config-dir folders (multirun.yaml): a next sweep repeats them
 
     def __post_init__(self) -> None:
         if "effect" in self.effects:  # the declared column, whoever made the frame (`effect_words`)
@@ -759,7 +769,7 @@ def summarize_sweep(sweep_dir: str | Path, baseline: str = "", rows: pd.DataFram
     rows = read_rows(sweep_dir) if rows is None else rows
     stopping = sequential.read_stopping(sweep_dir)  # a rounds=auto sweep: its looks' boundaries
     summary, effects = summarize(rows, baseline, stopping)
-    return Tables(summary, effects, rows, stopping)
+    return Tables(summary, effects, rows, stopping, config_dirs(sweep_dir))
 
 
 def write_tables(tables: Tables, sweep_dir: str | Path) -> tuple[Path, Path]:
@@ -801,4 +811,15 @@ def read_tables(sweep_dir: str | Path, rows: pd.DataFrame | None = None) -> Tabl
     sweep_dir = Path(sweep_dir)
     summary, effects = read_summary(sweep_dir / "summary.csv"), read_effects(sweep_dir / "effects.csv")
     rows = read_rows(sweep_dir) if rows is None else rows
-    return Tables(summary, effects, rows, sequential.read_stopping(sweep_dir))
+    return Tables(summary, effects, rows, sequential.read_stopping(sweep_dir), config_dirs(sweep_dir))
+
+
+def config_dirs(sweep_dir: str | Path) -> tuple[str, ...]:
+    """The folders the sweep's command line added with --config-dir, as Hydra recorded them in multirun.yaml
+    (its command-line config sources); () when the folder holds no multirun.yaml or it cannot be read."""
+    path = Path(sweep_dir) / "multirun.yaml"
+    try:
+        sources = OmegaConf.load(path).hydra.runtime.config_sources
+        return tuple(str(source.path) for source in sources if source.provider == "command-line")
+    except Exception:  # no multirun.yaml (a search's confirm/, a folder copied without it), or not Hydra's
+        return ()

@@ -166,7 +166,13 @@ def judge(
     ranked = [(c, r) for c, r in ranked if r is not None and not math.isnan(r["speedup"])]
     ranked.sort(key=lambda cr: -cr[1]["ips_geomean"])
     winners = [(c, r) for c, r in ranked if bool(r["significant"]) and r["speedup"] > 1]
-    compared, record = (winners or ranked or [(plan_.baseline, _row_of(summary, plan_.baseline, axes))])[0]
+    if not ranked:  # no candidate finished a round: nothing to compare, and no figure of another config to quote
+        outcome.note = "no candidate finished a round of the confirmation" if plan_.candidates else ""
+        pick = _row_of(summary, search_pick, axes)
+        outcome.confirmed_in_search = float(pick["ips_geomean"]) if pick is not None else math.nan
+        outcome.agree = outcome.confirmed_pick == search_pick
+        return outcome
+    compared, record = (winners or ranked)[0]
     if winners:
         outcome.confirmed_pick, outcome.defaults_hold = compared, False
     outcome.compared = compared
@@ -210,11 +216,17 @@ def _label(config: Settings) -> str:
 def sentences(outcome: Outcome) -> list[str]:
     """The auto-tune's result in plain words, for the report and the terminal."""
     rate = f"{outcome.unit}/s"  # images/s, tokens/s, ...
+    found = "" if math.isnan(outcome.search_images_per_s) else f" at {ips(outcome.search_images_per_s)} {rate}"
+    count = len(outcome.candidates)
+    which = (
+        "the defaults alone (the search found no other config that finished)"
+        if not count
+        else f"the {'best config' if count == 1 else f'{count} best distinct configs'} and the defaults"
+    )
     said = [
-        f"Search pick (Optuna, one measurement per trial): {_label(outcome.search_pick)} at "
-        f"{ips(outcome.search_images_per_s)} {rate}.",
-        f"Confirmation ({CONFIRM_DIR}/): the {len(outcome.candidates)} best distinct configs and the defaults "
-        f"({_label(outcome.baseline)}), {outcome.repeats} interleaved rounds each.",
+        f"Search pick (Optuna, one measurement per trial): {_label(outcome.search_pick)}{found}.",
+        f"Confirmation ({CONFIRM_DIR}/): {which} ({_label(outcome.baseline)}), {outcome.repeats} interleaved "
+        f"round{'s' * (outcome.repeats != 1)} each.",
     ]
     speedup = ratio_interval(outcome.speedup, outcome.speedup_ci_low, outcome.speedup_ci_high)
     if outcome.note:
@@ -231,14 +243,13 @@ def sentences(outcome: Outcome) -> list[str]:
         said.append("The search pick and the confirmed pick agree.")
     else:
         repeated = (
-            "did not run in the confirmation"
+            "did not finish a round of the confirmation"
             if math.isnan(outcome.confirmed_in_search)
             else f"ran at {ips(outcome.confirmed_in_search)} {rate} over the rounds"
         )
-        said.append(
-            f"They differ: the search pick, one draw of {ips(outcome.search_images_per_s)} {rate} in the search, "
-            f"{repeated}."
-        )
+        drawn = outcome.search_images_per_s
+        draw = "" if math.isnan(drawn) else f", one draw of {ips(drawn)} {rate} in the search"
+        said.append(f"They differ: the search pick{draw}, {repeated}.")
     if outcome.failed_jobs:
         said.append(f"{outcome.failed_jobs} confirmation job(s) failed: see {CONFIRM_DIR}/summary.csv.")
     return said

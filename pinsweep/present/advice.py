@@ -487,14 +487,26 @@ def _defaults_hold(sweep: Tables) -> str:
     what = f"; that would change with {' or '.join(changes)}" if changes else ""
     label = row_label(record, summary, sweep.axes, sweep.inactive)
     origin, rule = baseline_origin(summary)
+    # a config that beats it significantly but failed or diverged: no config to keep, yet said as what it is
+    broken = summary[
+        summary["significant"].eq(True) & summary["speedup"].gt(1) & ~summary.index.isin(sweep.sound.index)
+    ]
+    which = "no config" if broken.empty else "no config whose jobs all ran cleanly"
+    if len(broken):
+        cites = "; ".join(
+            f"{row_label(r, summary, sweep.axes, sweep.inactive)} at "
+            f"{ratio(r['speedup'])}{interval(r['speedup_ci_low'], r['speedup_ci_high'])}"
+            for _, r in broken.iterrows()
+        )
+        what = f" ({cites} did, in jobs that failed or diverged){what}"
     if origin == "defaults":
-        return f"The defaults are fine here: no config beats the baseline ({label}) significantly{what}"
+        return f"The defaults are fine here: {which} beats the baseline ({label}) significantly{what}"
     why = {
         "lowest": "each swept setting at its default, else its lowest level",
         "chosen": f"chosen with --baseline, not the default one, {_rule_label(rule, sweep)}",
         "fallback": f"the first config that ran, since {_rule_label(rule, sweep)} did not",
     }.get(origin, "")
-    return f"Keep the baseline ({label}{'; ' + why if why else ''}): no config beats it significantly{what}"
+    return f"Keep the baseline ({label}{'; ' + why if why else ''}): {which} beats it significantly{what}"
 
 
 # ---------------------------------------------------------------------------------------- next sweep
@@ -641,8 +653,8 @@ def job_overrides(rows: pd.DataFrame | None, exclude: set[str]) -> list[str]:
         if any(ok[c].map(norm).nunique() > 1 for c in columns):
             continue  # it varies: an axis, set by the grid
         value = _node_value(ok, node)
-        if value != _default_node(node):
-            overrides.append(_token(node, [value]))
+        if value != _default_node(node):  # `++`: Hydra sets a node only so, whether or not the config has it
+            overrides.append(_token(f"++{node}", [value]))
     return overrides
 
 
@@ -724,6 +736,13 @@ def _schema() -> object:
 def _config_of(row: pd.Series) -> object | None:
     """The config a row's job ran, rebuilt from its columns on the schema (None: the row is of another
     schema, and no job of it can be checked here)."""
+    columns = tuple((str(c), norm(v)) for c, v in row.items() if str(c).split(".", 1)[0] in CONFIG_GROUPS)
+    return _built(columns)
+
+
+@lru_cache(maxsize=64)
+def _built(columns: tuple[tuple[str, str], ...]) -> object | None:
+    row = pd.Series(dict(columns), dtype=object)
     nested: dict = {}
     for column, cell in row.items():
         group = str(column).split(".", 1)[0]
@@ -733,7 +752,7 @@ def _config_of(row: pd.Series) -> object | None:
         *parents, leaf = str(column).split(".")
         for parent in parents:
             target = target.setdefault(parent, {})
-        target[leaf] = typed(norm(cell))
+        target[leaf] = typed(cell)
     for node in NODE_FIELDS:  # nodes whole, from their columns
         group, name = node.split(".", 1)
         if any(c == node or str(c).startswith(f"{node}.") for c in row.index):
@@ -807,9 +826,11 @@ def _checked(
 # ---------------------------------------------------------------------------------------- levels
 
 
-def _between(low: float, high: float) -> float | None:
-    """A level between two measured ones: geometric for spans of 4x and more (batch sizes, rates), else halfway."""
+def _between(low: float, high: float, whole: bool) -> float | None:
+    """A level between two measured ones: geometric for spans of 4x and more (batch sizes, rates), else
+    halfway; a whole number on an axis of whole numbers (`whole`); None when there is none between them."""
     middle = math.sqrt(low * high) if low > 0 and high / low >= 4 else (low + high) / 2
+    middle = float(round(middle)) if whole else middle
     return middle if low < middle < high else None
 
 
@@ -825,16 +846,17 @@ def _around(levels: list[str], best: str, cap: int | None, blocked: set[str] = f
     nothing toward a neighbour in `blocked` (a level whose config failed or diverged next to the best)."""
     values = sorted({float(level) for level in levels})
     by_value = {float(level): level for level in levels}
+    whole = all(re.fullmatch(r"-?\d+", level) for level in levels)
     at, middle = values.index(float(best)), float(best)
     new: set[float] = {middle}
     if at > 0:
         if by_value[values[at - 1]] not in blocked:
-            new.add(_between(values[at - 1], middle))
+            new.add(_between(values[at - 1], middle, whole))
     elif middle >= 1:
         new.add(middle // 2)
     if at < len(values) - 1:
         if by_value[values[at + 1]] not in blocked:
-            new.add(_between(middle, values[at + 1]))
+            new.add(_between(middle, values[at + 1], whole))
     else:
         new.add(middle * 2 if middle else 1)
     kept = sorted(v for v in new if v is not None and (cap is None or v <= cap or v == middle))
@@ -894,10 +916,9 @@ def _command(sweep: Tables, grid: dict[str, list[str]], repeats: int, around: pd
 
 
 def _spelling(axis: str, sweep: Tables) -> str:
-    """How to set an axis on the command line: a key below a node (data.train_kwargs.size) as `++key`, which
-    adds it or sets it."""
-    node = _node_of(axis)
-    return f"++{axis}" if node is not None and node != axis else axis
+    """How to set an axis on the command line: a node or a key below one (data.train_kwargs.size) as `++key`,
+    which adds it or sets it."""
+    return axis if _node_of(axis) is None else f"++{axis}"
 
 
 def next_sweeps(sweep: Tables, focus: pd.Series | None, cap: int | None) -> list[NextSweep]:

@@ -114,7 +114,9 @@ def _size(effect: pd.Series) -> float:
 
 
 def _change(effect: pd.Series) -> str:
-    """`0 -> 2 is 1.80x [1.62, 2.01]`."""
+    """`0 -> 2 is 1.80x [1.62, 2.01]`; `0 -> 2 is not measured` where no stratum ran both."""
+    if _missing(effect["ratio"]):
+        return f"{effect['reference']} -> {effect['level']} is not measured"
     return (
         f"{effect['reference']} -> {effect['level']} is {_ratio(effect['ratio'])}"
         f"{_interval(effect['ci_low'], effect['ci_high'])}"
@@ -155,7 +157,10 @@ def _axis_sentence(
         top = real.loc[real.apply(_size, axis=1).idxmax()]
         sentence = f"{name} {lead}: {_change(top)}"
         if len(overall) > 1:
-            levels = ", ".join(f"{e['level']}: {_ratio(e['ratio'])}" for _, e in overall.iterrows())
+            levels = ", ".join(
+                f"{e['level']}: {'not measured' if _missing(e['ratio']) else _ratio(e['ratio'])}"
+                for _, e in overall.iterrows()
+            )
             sentence += f" (every level vs {top['reference']}: {levels})"
         return sentence
     if kinds.map(lambda kind: kind.unknown).all():

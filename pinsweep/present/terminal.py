@@ -21,6 +21,7 @@ def print_tables(tables: Tables) -> None:
     """The summary sorted by throughput (config, <unit>/s with its interval, speedup, efficiency vs the
     compute-only ceiling, verdict, status), the per-axis effects, and the failed jobs with their reasons."""
     from rich.console import Console  # lazy: only when something is printed
+    from rich.markup import escape  # a cell's `[too wide]` is text, not a style tag
     from rich.table import Table
 
     summary, effects, rows = tables.summary, tables.effects, tables.rows
@@ -34,7 +35,7 @@ def print_tables(tables: Tables) -> None:
         table.add_column(column, justify="right" if numeric else "left")
     for row, (_, record) in zip(cells.itertuples(index=False), fastest_first(summary).iterrows()):
         all_ok = record.get("n", 0) > 0 and not record.get("n_failed", 0) and not record.get("n_loss_not_finite", 0)
-        table.add_row(*map(str, row), style=None if all_ok else "red")
+        table.add_row(*(escape(str(cell)) for cell in row), style=None if all_ok else "red")
     console.print(table)
     if axes:
         console.print(
@@ -53,7 +54,8 @@ def print_tables(tables: Tables) -> None:
         for _, effect in overall.iterrows():
             console.print(
                 f"  {effect['axis']}: {effect['reference']} -> {effect['level']}: "
-                f"{ratio_interval(effect['ratio'], effect['ci_low'], effect['ci_high'])}  {effect['effect']}"
+                f"{ratio_interval(effect['ratio'], effect['ci_low'], effect['ci_high'])}  {effect['effect']}",
+                markup=False,
             )
     # one line per failed or diverged job; the whole traceback is in the job's log
     for _, row in rows[rows["status"] != "ok"].iterrows():
