@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
 from pinsweep.app import classify, run_and_record
@@ -22,16 +25,22 @@ from pinsweep.job.train import JobTimeout, time_limit
 from pinsweep.record import ROW_FILE, read_row, read_rows, write_row
 from pinsweep.sweep import resume
 from pinsweep.sweep.results import summarize_folder
+from tests.in_process import Ran, pinsweep_here
 
-# one fault per job, each a config group option, so that only the hanging job has a time limit
-# (a limit on every job would have to cover the slowest healthy job on a loaded machine)
+# one fault per job, each a config group option, so that only the hanging job has a time limit (a limit
+# on every job would have to cover the slowest healthy job on a loaded machine) and only the raising job
+# runs in the sweep's own process (isolate=false: a job that raises there is recorded as one that raises in
+# its own process is, and the sweep goes on); in this order (hydra.sweeper.shuffle=false): every fault
+# first, then a healthy job that must still run
 FAULTS = {
-    "none": "train:\n  inject_fault: null\n",
-    "raise": "train:\n  inject_fault: raise\n",
+    "raise": "train:\n  inject_fault: raise\nisolate: false\n",
     "kill_worker": "train:\n  inject_fault: kill_worker\n",
-    "hang": "train:\n  inject_fault: hang\n  timeout_s: 3\n",
+    "hang": "train:\n  inject_fault: hang\n  timeout_s: 1\n",
     "oom": "train:\n  inject_fault: oom\n",
+    "none": "train:\n  inject_fault: null\n",
 }
+# the faults act at the third of 8 steps, before any ceiling or evaluation; the healthy job needs neither
+LEAN = ("train.ceiling_steps=0", "train.evaluate=false")
 
 
 def _pinsweep(*args: str) -> list[str]:
@@ -41,37 +50,51 @@ def _pinsweep(*args: str) -> list[str]:
 # ------------------------------------------------------------------------------ one sweep, four faults
 
 
-@pytest.mark.slow
-def test_one_sweep_survives_an_exception_a_killed_worker_a_timeout_and_oom(small_job, job_rows, tmp_path):
-    group = tmp_path / "conf" / "fault"
+@dataclass(frozen=True)
+class FaultSweep:
+    dir: Path
+    cwd: Path
+    result: Ran
+
+
+@pytest.fixture(scope="module")
+def fault_sweep(small_job, tmp_path_factory) -> FaultSweep:
+    """ONE sweep of the five jobs of FAULTS, its command line run in this process (tests/in_process.py:
+    the sweep's own process is not the point; its jobs' processes, forked from the fork server, are). Read
+    it, never change it: the resume test below resumes a copy."""
+    cwd = tmp_path_factory.mktemp("faults")
+    group = cwd / "conf" / "fault"
     group.mkdir(parents=True)
     for name, body in FAULTS.items():
         (group / f"{name}.yaml").write_text(f"# @package _global_\n{body}")
-    sweep_dir = tmp_path / "sweep"
-    result = subprocess.run(
-        _pinsweep(
+    sweep_dir = cwd / "sweep"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)  # where the sweep starts: what resume_command returns as its folder
+        result = pinsweep_here(
             "-m",
             *small_job,  # 8 steps (inject_fault acts at the third), with one worker to kill
-            f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+            *LEAN,
+            f"hydra.searchpath=[file://{cwd / 'conf'}]",
             "+fault=" + ",".join(FAULTS),
             "hydra.sweeper.shuffle=false",  # job numbers in the order FAULTS lists them
             f"hydra.sweep.dir={sweep_dir}",
-        ),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+        )
+    return FaultSweep(sweep_dir, cwd, result)
+
+
+@pytest.mark.slow
+def test_one_sweep_survives_an_exception_a_killed_worker_a_timeout_and_oom(fault_sweep, job_rows):
+    result, sweep_dir = fault_sweep.result, fault_sweep.dir
     assert result.returncode == 1, result.stderr[-3000:]  # jobs failed: the sweep says so, after the summary
 
     rows = job_rows(sweep_dir)
-    assert [row["status"] for row in rows] == ["ok", "failed", "worker_killed", "timeout", "oom"], rows
-    ok, raised, killed, timed_out, oom = rows
-    assert ok["images_per_s"] > 0
+    assert [row["status"] for row in rows] == ["failed", "worker_killed", "timeout", "oom", "ok"], rows
+    raised, killed, timed_out, oom, ok = rows
+    assert ok["images_per_s"] > 0  # the job after four failed ones ran
     assert raised["error"] == "RuntimeError: injected fault (train.inject_fault=raise)"
     # torch's own words for a worker that died of SIGKILL
     assert "DataLoader worker (pid" in killed["error"] and "is killed by signal: Killed" in killed["error"]
-    assert timed_out["error"].startswith("JobTimeout: job exceeded train.timeout_s=3:")
+    assert timed_out["error"].startswith("JobTimeout: job exceeded train.timeout_s=1:")
     assert oom["error"] == "OutOfMemoryError: simulated out of memory (train.inject_fault=oom)"
 
     summary = pd.read_csv(sweep_dir / "summary.csv")
@@ -117,20 +140,23 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads process children from Linux's /proc")
-def test_a_killed_sweep_keeps_its_finished_rows_and_a_rerun_completes_only_the_rest(small_job, job_rows, tmp_path):
+def test_a_killed_sweep_keeps_its_finished_rows_and_a_rerun_completes_only_the_rest(
+    small_job, job_rows, tmp_path, monkeypatch
+):
     sweep_dir = tmp_path / "sweep"
-    # 4 jobs; killed as soon as job 2's own process exists, which is seconds before it could finish
-    command = _pinsweep("-m", *small_job, "train.repeat=0,1,2,3", f"hydra.sweep.dir={sweep_dir}")
+    # 3 jobs; killed as soon as job 2's own process exists, before it could have trained its 8 steps: job 2
+    # is left without a row, job 3 without a folder
+    command = _pinsweep("-m", *small_job, *LEAN, "train.repeat=0,1,2", f"hydra.sweep.dir={sweep_dir}")
     with open(tmp_path / "killed.log", "w") as log:
         sweep = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
         while not (sweep_dir / "1" / ".hydra").is_dir():
-            assert sweep.poll() is None and time.monotonic() < deadline, "job 2 of 4 never started"
+            assert sweep.poll() is None and time.monotonic() < deadline, "job 2 of 3 never started"
             time.sleep(0.05)
         # job 2 runs in a process of its own (isolate=true): kill the sweep once that process exists
         job_processes: set[int] = set()
         while not job_processes:
-            assert sweep.poll() is None and time.monotonic() < deadline, "job 2 of 4 never started its process"
+            assert sweep.poll() is None and time.monotonic() < deadline, "job 2 of 3 never started its process"
             job_processes = _job_processes(sweep.pid)
             time.sleep(0.05)
         sweep.send_signal(signal.SIGKILL)
@@ -150,49 +176,40 @@ def test_a_killed_sweep_keeps_its_finished_rows_and_a_rerun_completes_only_the_r
     assert read_rows(sweep_dir)["status"].tolist() == ["ok", "missing"]
 
     before = (first_row.stat().st_mtime_ns, first_row.read_bytes())
-    rerun = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    # the same command line again, in this process: what it runs is the point, not its process
+    monkeypatch.chdir(tmp_path)
+    rerun = pinsweep_here(*command[3:])
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "resume: job #0 already has an ok row, skipped" in rerun.stderr
     assert (first_row.stat().st_mtime_ns, first_row.read_bytes()) == before  # untouched
     rows = job_rows(sweep_dir)
-    assert [row["status"] for row in rows] == ["ok"] * 4
-    assert [row["train.repeat"] for row in rows] == [0, 1, 2, 3]
+    assert [row["status"] for row in rows] == ["ok"] * 3
+    assert [row["train.repeat"] for row in rows] == [0, 1, 2]
     assert not list(sweep_dir.rglob("row-replaced-*.csv"))  # nothing finished was replaced
     summary = pd.read_csv(sweep_dir / "summary.csv")
-    assert summary["n"].tolist() == [4] and summary["n_failed"].tolist() == [0]  # each job counted once
+    assert summary["n"].tolist() == [3] and summary["n_failed"].tolist() == [0]  # each job counted once
 
 
 # ----------------------------------------------------------------------------------- pinsweep.sweep.resume
 
 
 @pytest.mark.slow
-def test_a_failing_job_is_recorded_the_sweep_completes_and_resume_reruns_only_it(small_job, job_rows, tmp_path):
-    """A job that raises leaves a failed row, the sweep runs the next job and writes its summary, exits 1;
-    pinsweep.resume then re-runs the failed job alone (moved here from test_sweep.py and merged with the
-    resume test: one sweep, every assertion of both)."""
-    sweep_dir = tmp_path / "sweep"
-    first = subprocess.run(
-        _pinsweep(
-            "-m",
-            *small_job,
-            "isolate=false",  # a raising job in its own process: the sweep of four faults above
-            "train.inject_fault=raise,null",  # the failing job first: the one after it must still run
-            "hydra.sweeper.shuffle=false",
-            f"hydra.sweep.dir={sweep_dir}",
-        ),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def test_a_failing_job_is_recorded_the_sweep_completes_and_resume_reruns_only_it(
+    fault_sweep, job_rows, tmp_path, monkeypatch
+):
+    """A job that raises (in the sweep's own process, isolate=false) leaves a failed row, the sweep runs the
+    jobs after it and writes its summary, exits 1; pinsweep.resume then re-runs the failed jobs alone, the
+    ok one skipped. The sweep of FAULTS above, resumed in a copy."""
+    first, sweep_dir = fault_sweep.result, Path(shutil.copytree(fault_sweep.dir, tmp_path / "sweep"))
     assert first.returncode == 1, first.stderr[-3000:]
-    failed, ok = job_rows(sweep_dir)
+    failed, *_, ok = job_rows(sweep_dir)
     assert failed["status"] == "failed"
+    assert OmegaConf.load(sweep_dir / "0" / ".hydra" / "config.yaml").isolate is False  # raised in the sweep's process
     assert failed["error"] == "RuntimeError: injected fault (train.inject_fault=raise)"
     assert ok["status"] == "ok" and ok["images_per_s"] > 0
-    # written by the end-of-sweep callback although a job failed; pandas reads the level null as NaN
+    # written by the end-of-sweep callback although jobs failed; pandas reads the level null as NaN
     summary = pd.read_csv(sweep_dir / "summary.csv")
-    assert len(summary) == 2
+    assert len(summary) == len(FAULTS)
     failing = summary[summary["train.inject_fault"] == "raise"].iloc[0]
     assert (failing["n"], failing["n_failed"]) == (0, 1)
     assert "job 0 failed: RuntimeError: injected fault" in failing["failures"]
@@ -200,30 +217,29 @@ def test_a_failing_job_is_recorded_the_sweep_completes_and_resume_reruns_only_it
     assert (healthy["n"], healthy["n_failed"]) == (1, 0)
     assert "job 0 failed" in first.stdout
 
-    failed_row, ok_row = sweep_dir / "0" / ROW_FILE, sweep_dir / "1" / ROW_FILE
+    rows = sorted(sweep_dir.glob(f"*/{ROW_FILE}"), key=lambda path: int(path.parent.name))
+    *failed_rows, ok_row = rows
     ok_before = (ok_row.stat().st_mtime_ns, ok_row.read_bytes())
-    failed_before = failed_row.stat().st_mtime_ns
+    failed_before = [row.stat().st_mtime_ns for row in failed_rows]
 
     argv, cwd = resume.resume_command(sweep_dir)
     assert argv[1:4] == ["-m", "pinsweep", "-m"]
-    assert "train.inject_fault=raise,null" in argv and argv[-1] == f"hydra.sweep.dir={sweep_dir.resolve()}"
+    assert "+fault=" + ",".join(FAULTS) in argv and argv[-1] == f"hydra.sweep.dir={sweep_dir.resolve()}"
+    assert f"hydra.searchpath=[file://{fault_sweep.cwd / 'conf'}]" in argv  # the sweep's own config folder
     assert not any(arg.startswith("hydra.mode=") for arg in argv)
-    assert cwd == tmp_path.resolve()
+    assert cwd == fault_sweep.cwd.resolve()
 
-    again = subprocess.run(
-        [sys.executable, "-m", "pinsweep.resume", str(sweep_dir)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert again.returncode == 1, again.stderr[-3000:]  # the injected fault fails again, and says so
-    assert "resume: job #1 already has an ok row, skipped" in again.stderr
+    # the command resume runs, in this process (pinsweep.resume's own process: test_install.py, test_interruptions.py)
+    monkeypatch.chdir(cwd)
+    again = pinsweep_here(*argv[3:])
+    assert again.returncode == 1, again.stderr[-3000:]  # the injected faults fail again, and say so
+    assert "resume: job #4 already has an ok row, skipped" in again.stderr
+    assert again.stderr.count("already has an ok row, skipped") == 1  # only the ok job
     assert (ok_row.stat().st_mtime_ns, ok_row.read_bytes()) == ok_before
-    assert failed_row.stat().st_mtime_ns > failed_before  # run again
-    assert [row["status"] for row in job_rows(sweep_dir)] == ["failed", "ok"]
+    assert all(row.stat().st_mtime_ns > before for row, before in zip(failed_rows, failed_before))  # run again
+    assert [row["status"] for row in job_rows(sweep_dir)] == ["failed", "worker_killed", "timeout", "oom", "ok"]
     summary = pd.read_csv(sweep_dir / "summary.csv")
-    assert summary["n"].sum() == 1 and summary["n_failed"].sum() == 1
+    assert summary["n"].sum() == 1 and summary["n_failed"].sum() == 4
 
 
 def test_resume_refuses_a_folder_that_is_no_sweep(tmp_path, capsys):
