@@ -1,16 +1,14 @@
 """Pipelines from the wider PyTorch ecosystem, written the way their libraries are used, swept with no
 adapter class (issue 26, acceptance 1 and 2): each example in examples/ writes its data offline and is
 swept as a user sweeps it, `python -m pinsweep --config-dir examples/<name>/conf -m experiment=<name>
-data.root=<folder>` (its own num_workers=0,2 grid), to two ok rows with the same items per epoch and a
-report. Then the stream with every worker reading every file (invalid, the fix named) and a stream of
-fewer files than workers (the idle worker named). Tiny data, a few steps a job; the optional packages
-(the `ecosystem` extra) skip a test cleanly when missing."""
+data.root=<folder>` (its own num_workers=0,2 grid; the command line run in this process), to two ok rows
+with the same items per epoch and a report. Then the stream with every worker reading every file
+(invalid, the fix named) and a stream of fewer files than workers (the idle worker named). Tiny data, a
+few steps a job; the optional packages (the `ecosystem` extra) skip a test cleanly when missing."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,27 +16,37 @@ import pandas as pd
 import pytest
 
 from pinsweep.record import read_rows
+from tests.in_process import Ran, pinsweep_here
 
-pytestmark = pytest.mark.slow  # end-to-end sweeps in a subprocess
+pytestmark = pytest.mark.slow  # end-to-end sweeps
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 CHEAP = ("train.ceiling_steps=2", "train.ceiling_budget_s=0.2", "train.threads=1", "loader.batch_size=16")
 
 
-def sweep_example(name: str, folder: Path, *overrides: str) -> subprocess.CompletedProcess:
-    """The example's own sweep from outside the repository, the examples importable as once installed,
-    and no model hub: everything the example needs it wrote itself."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
+def sweep_example(name: str, folder: Path, *overrides: str) -> Ran:
+    """The example's own sweep, its command line as a user types it, run in this process
+    (tests/in_process.py) with isolate=false: the example's library (webdataset, timm, transformers) is
+    imported once, not in each job's process and in no new interpreter (about 7 s a sweep otherwise).
+    The examples import as the repository root's package, as they do once installed."""
+    command = ["--config-dir", str(EXAMPLES / name / "conf"), "-m", f"experiment={name}", *CHEAP, "isolate=false"]
+    return pinsweep_here(*command, *overrides, f"hydra.sweep.dir={folder}")
+
+
+@pytest.fixture
+def offline_hub(monkeypatch):
+    """No model hub: everything the example needs it wrote itself. The variables as a user sets them, and
+    the flags Hugging Face's libraries read from them at their import, where this process imported them."""
+    for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.setenv(variable, "1")
+    flags = {
+        "huggingface_hub.constants": ["HF_HUB_OFFLINE"],
+        "datasets.config": ["HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"],
     }
-    command = [sys.executable, "-m", "pinsweep", "--config-dir", str(EXAMPLES / name / "conf"), "-m"]
-    command += [f"experiment={name}", *CHEAP, *overrides, f"hydra.sweep.dir={folder}"]
-    return subprocess.run(command, cwd=folder.parent, env=env, capture_output=True, text=True, timeout=300)
+    for module, names in flags.items():
+        for name in names if module in sys.modules else []:
+            monkeypatch.setattr(sys.modules[module], name, True)
 
 
 def worker_batches(row: pd.Series) -> list[int]:
@@ -46,7 +54,7 @@ def worker_batches(row: pd.Series) -> list[int]:
     return json.loads(value) if isinstance(value, str) else list(value)
 
 
-def assert_two_ok_rows_of_one_epoch(sweep: Path, result: subprocess.CompletedProcess, unit: str) -> pd.DataFrame:
+def assert_two_ok_rows_of_one_epoch(sweep: Path, result: Ran, unit: str) -> pd.DataFrame:
     """Acceptance 1: num_workers 0 and 2 both ok, the same items in every epoch, the two workers sharing
     the work, and a report."""
     assert result.returncode == 0, result.stderr[-3000:]
@@ -99,7 +107,7 @@ def test_timm_create_model_over_imagefolder_per_split_with_timms_transform(tmp_p
     assert rows["test_accuracy"].notna().all()  # val/ through its own root and the eval transform
 
 
-def test_datasets_with_a_collator_and_a_bert_from_a_nested_config_count_real_tokens(tmp_path):
+def test_datasets_with_a_collator_and_a_bert_from_a_nested_config_count_real_tokens(tmp_path, offline_hub):
     """datasets.load_from_disk per split, DataCollatorWithPadding (the tokenizer nested) as the
     collate_fn, BertForSequenceClassification from a nested BertConfig, `model(**batch).loss`, tokens/s
     of the real (attention_mask) tokens."""
@@ -113,16 +121,14 @@ def test_datasets_with_a_collator_and_a_bert_from_a_nested_config_count_real_tok
     train = load_from_disk(str(root / "train"))
     real_tokens = sum(map(sum, train["attention_mask"]))
     sweep = tmp_path / "sweep"
-    # isolate=false: both jobs in the sweep's process, which imports transformers once (about 3 s a job
-    # otherwise: the fork server preloads pinsweep, not the configured targets' libraries)
-    small = ("model.kwargs.config.num_hidden_layers=1", "isolate=false")
-    result = sweep_example("hf_text", sweep, f"data.root={root}", *small)
+    result = sweep_example("hf_text", sweep, f"data.root={root}", "model.kwargs.config.num_hidden_layers=1")
     rows = assert_two_ok_rows_of_one_epoch(sweep, result, "tokens")
     assert (rows["items_per_epoch"] == real_tokens).all()  # padding left out, whatever the batches' shapes
     assert (rows["samples_per_epoch"] == 64).all()
     assert rows["test_accuracy"].between(0, 100).all() and rows["test_loss"].notna().all()
 
 
+@pytest.mark.filterwarnings("ignore:This DataLoader will create 3 worker processes:UserWarning")  # on 2 cores
 def test_a_stream_of_files_by_worker_sweeps_and_its_two_common_bugs_are_named(tmp_path):
     """Plain torch: two .npz files, each worker its own (get_worker_info()), torchvision.ops.MLP as the
     model, in one sweep of num_workers 0,2,3 x split_by_worker true,false (acceptance 1 and 2 at once).
