@@ -240,7 +240,9 @@ def check_advice(tables: Tables, said: list[str], advice) -> None:
         workers = int(focus[NW]) if NW in tables.axes else None
         if workers is not None and any(s.startswith("Not more loader.num_workers") for s in said):
             assert max(c.loader.num_workers for c in configs) <= workers, (said, sweep.command)
-        budget = int(focus.get("cpu_processes", 0) or 0) <= (tables.cores or math.inf)
+        processes = focus.get("cpu_processes")
+        processes = 1 + int(focus.get(NW, 0)) if processes is None or pd.isna(processes) else processes
+        budget = processes <= (tables.cores or math.inf)
         if budget and tables.cores:  # a grid around a config that fits the cores stays within them
             assert all(c.train.ranks * (1 + c.loader.num_workers) <= tables.cores for c in configs), sweep.command
         for axis in tables.axes:  # never toward a config that failed or diverged next to the focus
@@ -576,3 +578,15 @@ def test_every_sentence_and_command_is_true_to_the_tables():
     """Acceptance 1: 210 summaries; every figure and config the conclusion cites matches the tables, no nan,
     (none) or too-wide interval is printed, every proposed command composes and validates, job by job."""
     assert _check_scenarios(range(1, 15)) == 210
+
+
+@pytest.mark.parametrize("baseline", ["", f"{NW}=2"])
+def test_a_real_sweep_folder_is_true_to_its_tables(repo_root, baseline):
+    """The sweep folder an earlier version wrote (tests/data/sweep_0.1.0: two configs, two rounds, wide
+    intervals, imprecise ceilings), summarized today, against each baseline."""
+    from pinsweep.analysis.summarize import summarize_sweep
+
+    tables = summarize_sweep(repo_root / "tests" / "data" / "sweep_0.1.0", baseline)
+    said, advice = words(tables)
+    check_advice(tables, said, advice)
+    assert "[too wide]" in " ".join(said)

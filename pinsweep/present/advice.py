@@ -4,11 +4,14 @@ measured as no faster, the next sweep as ready-to-run commands, and the configur
     advice = advise(Tables(summary, effects, rows))  # rows (optional): the cores, device, job settings
     advice.sentences       # each cites the configs or effect rows it rests on
     advice.recommendation  # the DataLoader(...) call and Hydra overrides, or None: the defaults hold
-    advice.commands        # one or two `python -m pinsweep -m ...` lines
+    advice.commands        # one or two `python -m pinsweep [--config-dir ...] -m ...` lines
 
-The fastest config is the one advised on, as the report's conclusion names it. Every suggested change is
-checked against the configs that differ from it in that one setting (the same stratum): since it is the
-fastest, any such config was measured as no faster, which rules the change out.
+The config advised on is the fastest whose jobs all ran cleanly (Tables.sound: no failed job, no diverged
+loss), which is the conclusion's fastest unless that one broke. Every suggested change is checked against
+the configs that differ from it in that one setting (the same stratum): since it is the fastest, any such
+config was measured as no faster, which rules the change out; one that failed or diverged rules out a sweep
+past it. The next sweep keeps to the bound the sentences state (`most_workers`), repeats the user's own
+command (their --config-dir, their overrides as typed), and is checked job by job before it is printed.
 """
 
 from __future__ import annotations
@@ -63,8 +66,6 @@ DEFAULT_REPEATS = 3
 MAX_USEFUL_REPEATS = 30  # beyond this, a difference is too small to be worth chasing on a shared machine
 ALWAYS_KEPT = ("loader.batch_size", "train.epochs")  # set by presets as often as by hand: always spelt out
 NEVER_KEPT = ("train.inject_fault",)  # a test's fault is not part of the job being measured
-COMMAND = "python -m pinsweep -m"
-PLAIN_VALUE = re.compile(r"[\w.:/+-]+")
 
 
 @dataclass(frozen=True)
@@ -892,9 +893,12 @@ def _command(sweep: Tables, grid: dict[str, list[str]], repeats: int, around: pd
         fixed = job_overrides(sweep.rows, set(grid))
         swept = [_token(_spelling(axis, sweep), [typed(v) for v in levels]) for axis, levels in grid.items()]
         return " ".join([*head, *fixed, *swept])
-    mine = _rows_of(sweep, around)
-    own = mine["job.overrides"].dropna().astype(str) if "job.overrides" in mine else pd.Series(dtype=str)
-    own_tokens = {_key(t): t for t in _split_overrides(own.iloc[0])} if len(own) else {}
+    own_tokens = _tokens_of(sweep, around)
+    base = baseline_record(sweep.summary)
+    base_tokens = _tokens_of(sweep, base) if base is not None else {}
+    for axis in sweep.inactive:  # a setting that cannot act here: at the baseline's level, the cheaper one
+        if axis in base_tokens:
+            own_tokens[axis] = base_tokens[axis]
     words, done = [], set()
     for token in user.fixed:
         key = _key(token)
@@ -913,6 +917,13 @@ def _command(sweep: Tables, grid: dict[str, list[str]], repeats: int, around: pd
             words.append(shlex.quote(own_tokens[key]))
     words += [_token(_spelling(axis, sweep), [typed(v) for v in grid[axis]]) for axis in grid if axis not in done]
     return " ".join([*head, *words])
+
+
+def _tokens_of(sweep: Tables, record: pd.Series) -> dict[str, str]:
+    """A config's overrides as its first job recorded them (job.overrides), by key."""
+    mine = _rows_of(sweep, record)
+    own = mine["job.overrides"].dropna().astype(str) if "job.overrides" in mine else pd.Series(dtype=str)
+    return {_key(t): t for t in _split_overrides(own.iloc[0])} if len(own) else {}
 
 
 def _spelling(axis: str, sweep: Tables) -> str:

@@ -67,6 +67,8 @@ READING_GUIDE = [
     "100% means the input pipeline costs nothing. With train.ranks > 1 both are per rank: the slowest rank's "
     "ceiling, without the gradient all-reduce, against the throughput per rank; the breakdown and verdict are "
     "that rank's too, and 'straggler rank r' marks one rank whose wait for data dominates (ranks.csv).",
+    "[too wide]: a 95% interval whose high end is over 10 times its low end (too few runs, or too noisy ones) "
+    "says nothing a reader could act on, so it is not quoted.",
     "verdict: compute-bound (within 10% of the ceiling), loader-bound or copy-bound (that stall takes >= 10% of "
     "the step), contended (no stall, but compute slower than its ceiling: loader workers or other processes "
     "compete for the CPU).",
