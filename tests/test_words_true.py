@@ -590,3 +590,16 @@ def test_a_real_sweep_folder_is_true_to_its_tables(repo_root, baseline):
     said, advice = words(tables)
     check_advice(tables, said, advice)
     assert "[too wide]" in " ".join(said)
+
+
+def test_the_config_dirs_are_read_from_the_sweeps_multirun_yaml(tmp_path):
+    from pinsweep.analysis.summarize import config_dirs
+
+    sources = [
+        {"path": "hydra.conf", "schema": "pkg", "provider": "hydra"},
+        {"path": str(tmp_path / "sweeps"), "schema": "file", "provider": "command-line"},
+        {"path": "/repo/conf", "schema": "file", "provider": "main"},
+    ]
+    OmegaConf.save({"hydra": {"runtime": {"config_sources": sources}}}, tmp_path / "multirun.yaml")
+    assert config_dirs(tmp_path) == (str(tmp_path / "sweeps"),)
+    assert config_dirs(tmp_path / "none") == ()
