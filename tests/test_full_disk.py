@@ -19,6 +19,7 @@ from pinsweep import report as report_command
 from pinsweep.app import run_and_record
 from pinsweep.record import read_rows
 from pinsweep.sweep.results import write_results
+from tests.in_process import pinsweep_here
 
 BLOCKED = ("breakdown.png", "report.html")
 # the outputs are the point here, not the jobs: no ceilings, no evaluation, one epoch
@@ -79,16 +80,20 @@ def _mount_tmpfs(folder: Path, size: str) -> bool:
 
 
 @pytest.mark.slow
-def test_a_sweep_on_a_disk_that_fills_up_keeps_its_rows_and_exits_1(tmp_path, run_pinsweep, tiny_job):
+def test_a_sweep_on_a_disk_that_fills_up_keeps_its_rows_and_exits_1(tmp_path, monkeypatch, tiny_job):
     """The real thing: the sweep folder on a 120 KB file system, which holds the rows, the tables and
-    the markdown report but not every plot nor the self-contained report (plots embedded)."""
+    the markdown report but not every plot nor the self-contained report (plots embedded). The sweep's
+    command line runs in this process (tests/in_process.py): what it writes, says and exits with is the
+    point, not its process."""
     disk = tmp_path / "disk"
     if not _mount_tmpfs(disk, "120k"):
         pytest.skip("mounting a small tmpfs needs root; the test above fails the writes another way")
     try:
         sweep_dir = disk / "sweep"
-        sweep = ("-m", *tiny_job, *LEAN, "loader.num_workers=0,1", f"hydra.sweep.dir={sweep_dir}")
-        result = run_pinsweep(*sweep, cwd=tmp_path)
+        # the jobs in this process too (torch is imported here already; no fork server to start)
+        sweep = ("-m", *tiny_job, *LEAN, "isolate=false", "loader.num_workers=0,1", f"hydra.sweep.dir={sweep_dir}")
+        monkeypatch.chdir(tmp_path)
+        result = pinsweep_here(*sweep)
         assert result.returncode == 1, result.stderr[-3000:]
         assert "Traceback" not in result.stderr and "Logging error" not in result.stderr, result.stderr[-3000:]
         said = re.compile(rf" not written: \[Errno {errno.ENOSPC}\] No space left on device: '(.+)'$")
