@@ -1,15 +1,13 @@
 """The three worked examples in examples/ (issue 18, acceptance 1), each swept end to end as a user runs
-it, `pinsweep --config-dir examples/<name>/conf -m experiment=<name>` (its own num_workers=0,2 grid):
-two ok rows with the breakdown, both ceilings and a finite loss, and every output in the pipeline's unit.
-Made small here (tiny models, a few steps); the README runs them at their own sizes."""
+it, `pinsweep --config-dir examples/<name>/conf -m experiment=<name>` (its own num_workers=0,2 grid; the
+command line run in this process): two ok rows with the breakdown, both ceilings and a finite loss, and
+every output in the pipeline's unit. Made small here (tiny models, a few steps); the README runs them at
+their own sizes."""
 
 from __future__ import annotations
 
 import math
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.axes
@@ -20,6 +18,7 @@ from omegaconf import OmegaConf
 from pinsweep.analysis.summarize import read_tables
 from pinsweep.present.plots import make_plots
 from pinsweep.record import read_rows
+from tests.in_process import Ran, pinsweep_here
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -45,12 +44,13 @@ CASES = {
 }
 
 
-def sweep_example(name: str, folder: Path, *overrides: str) -> subprocess.CompletedProcess:
-    """The example's own sweep from outside the repository, the examples importable as once installed."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "pinsweep", "--config-dir", str(EXAMPLES / name / "conf"), "-m"]
-    command += [f"experiment={name}", *overrides, f"hydra.sweep.dir={folder}"]
-    return subprocess.run(command, cwd=folder.parent, env=env, capture_output=True, text=True, timeout=600)
+def sweep_example(name: str, folder: Path, *overrides: str) -> Ran:
+    """The example's own sweep, its command line as a user types it, run in this process
+    (tests/in_process.py: no new interpreter to import Hydra, torch, pandas and matplotlib again) with
+    isolate=false (no job process: the example's modules import once). The examples import as the
+    repository root's package, as they do once installed."""
+    command = ["--config-dir", str(EXAMPLES / name / "conf"), "-m", f"experiment={name}", "isolate=false"]
+    return pinsweep_here(*command, *overrides, f"hydra.sweep.dir={folder}")
 
 
 @pytest.mark.slow
