@@ -4,12 +4,16 @@ this app's overrides."""
 
 from __future__ import annotations
 
+import copy
 import math
 import shlex
 
 import pandas as pd
 import pytest
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 from pinsweep.analysis.summarize import OVERALL, Tables
 from pinsweep.config import validate
@@ -58,23 +62,27 @@ def rows_of(summary: pd.DataFrame, cores: int, device: str = "cpu", **fixed) -> 
 
 @pytest.fixture(scope="module")
 def composes(compose_cfg):
-    """composes(command): every value of every swept override, composed as this app's config and validated."""
+    """composes(command): every job of the command (each round's the same: train.repeat aside), composed as
+    this app's config and validated: the group choices composed by Hydra, the other overrides applied to
+    that config as Hydra applies them."""
+    groups_composed = {}
 
     def _check(command: str) -> None:
         tokens = shlex.split(command)
         assert tokens[:4] == ["python", "-m", "pinsweep", "-m"]
-        overrides = OverridesParser.create().parse_overrides(tokens[4:])
+        parser = OverridesParser.create()
+        overrides = parser.parse_overrides(tokens[4:])
         assert any(o.key_or_group == "train.repeat" for o in overrides)
-        for swept in overrides:
-            values = list(swept.sweep_string_iterator()) if swept.is_sweep_override() else [swept.value()]
-            for value in values:
-                chosen = [
-                    f"{o.key_or_group}={value if o is swept else next(iter(o.sweep_string_iterator()), '')}"
-                    if o.is_sweep_override()
-                    else o.input_line
-                    for o in overrides
-                ]
-                validate(compose_cfg(*chosen))
+        (jobs,) = BasicSweeper.split_arguments([o for o in overrides if o.key_or_group != "train.repeat"], None)
+        for job in jobs:
+            groups = tuple(o for o in job if "." not in o.split("=", 1)[0])
+            if groups not in groups_composed:
+                groups_composed[groups] = compose_cfg(*groups)
+            cfg = copy.deepcopy(groups_composed[groups])
+            OmegaConf.set_struct(cfg, True)
+            rest = parser.parse_overrides([o for o in job if o not in groups])
+            ConfigLoaderImpl._apply_overrides_to_config(rest, cfg)
+            validate(cfg)
 
     return _check
 
