@@ -21,7 +21,9 @@ from pinsweep.analysis.summarize import read_summary
 from pinsweep.app import CONFIG_DIR, register_configs
 from pinsweep.record import read_row, write_row
 from pinsweep.sweep.progress import count_jobs
+from pinsweep.sweep.resume import resume_command
 from pinsweep.sweep.rounds import RoundsError, decide, plan_of, round_jobs
+from tests.in_process import Ran, pinsweep_here
 
 register_configs()
 
@@ -142,13 +144,18 @@ def _state(sweep_dir: Path) -> dict:
     }
 
 
-def _resume(sweep_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "pinsweep.resume", str(sweep_dir)]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+def _resume(sweep_dir: Path, monkeypatch) -> Ran:
+    """What `python -m pinsweep.resume <sweep_dir>` runs, run in this process (tests/in_process.py): the
+    resumed sweep's jobs, looks and record are the point here, not its process (pinsweep.resume's own
+    process: test_interruptions.py, test_install.py)."""
+    argv, cwd = resume_command(sweep_dir)
+    assert argv[1:3] == ["-m", "pinsweep"]
+    monkeypatch.chdir(cwd)
+    return pinsweep_here(*argv[3:])
 
 
 @pytest.mark.slow
-def test_an_auto_sweep_interrupted_and_resumed_ends_as_one_that_ran_through(tiny_job, tmp_path):
+def test_an_auto_sweep_interrupted_and_resumed_ends_as_one_that_ran_through(tiny_job, tmp_path, monkeypatch):
     """Stopped by SIGTERM in job 3 (the second round's second job) and resumed, the sweep ends in the
     state that looking after every round of the same rows, straight through, gives: the same record in
     rounds.json, the same jobs, the same intervals. The jobs are the fixed sweep's, number for number."""
@@ -167,7 +174,7 @@ def test_an_auto_sweep_interrupted_and_resumed_ends_as_one_that_ran_through(tiny
     assert (record["state"], record["rounds"]) == ("running", 1)
     assert "job #1 (2 of up to 6)" in (tmp_path / "stopped.err").read_text()
 
-    resumed = _resume(stopped, tmp_path)
+    resumed = _resume(stopped, monkeypatch)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert resumed.stderr.count("already has an ok row, skipped") == 3  # jobs 0-2; 3 runs again
     state = _state(stopped)
@@ -184,7 +191,7 @@ def test_an_auto_sweep_interrupted_and_resumed_ends_as_one_that_ran_through(tiny
     # straight through on the same measurements: a copy without its record, every job skipped, every look made
     through = Path(shutil.copytree(stopped, tmp_path / "through"))
     (through / "rounds.json").unlink()
-    replayed = _resume(through, tmp_path)
+    replayed = _resume(through, monkeypatch)
     assert replayed.returncode == 0, replayed.stderr[-3000:]
     assert replayed.stderr.count("already has an ok row, skipped") == 2 * rounds
     assert _state(through) == state
