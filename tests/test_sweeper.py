@@ -21,6 +21,7 @@ from pinsweep.app import register_configs
 from pinsweep.record import ROW_FILE, read_row
 from pinsweep.sweep.order import REPEAT_KEY, override_key, pinsweep_order
 from pinsweep.sweep.progress import count_jobs
+from tests.in_process import pinsweep_here
 
 register_configs()  # exposes hydra_plugins/ of this checkout (editable installs) before the import below
 from hydra_plugins.pinsweep_sweeper import ordered_batches, sweep_jobs  # noqa: E402
@@ -211,8 +212,8 @@ def test_a_real_sweep_runs_in_rounds_and_a_resume_reruns_only_the_missing_jobs(t
     # train.repeat typed last: Hydra's basic sweeper would run both repeats of pin_memory=true first
     axes = ["loader.pin_memory=true,false", "train.repeat=0,1"]
     fixed = [*tiny_job, "isolate=false", "train.epochs=1", "train.ceiling_steps=0", "train.evaluate=false"]
-    command = [sys.executable, "-m", "pinsweep", "-m", *fixed, *axes, f"hydra.sweep.dir={sweep_dir}"]
-    first = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    # the sweep's command line in this process (tests/in_process.py); the resume below is the user's command
+    first = pinsweep_here("-m", *fixed, *axes, f"hydra.sweep.dir={sweep_dir}")
     assert first.returncode == 0, first.stderr[-3000:]
 
     expected = sweep_jobs([*fixed, *axes])
