@@ -684,6 +684,7 @@ class Tables:
     rows: pd.DataFrame | None = None
     stopping: sequential.Stopping | None = None  # rounds=auto: how many rounds ran and why the sweep stopped
     config_dirs: tuple[str, ...] = ()  # the sweep's own --config-dir folders (multirun.yaml): a next sweep repeats them
+    swept_by_config: tuple[str, ...] = ()  # keys its config sweeps (hydra.sweeper.params, e.g. experiment=quick's)
 
     def __post_init__(self) -> None:
         if "effect" in self.effects:  # the declared column, whoever made the frame (`effect_words`)
@@ -703,18 +704,30 @@ class Tables:
         return axes_of(self.summary)
 
     @cached_property
+    def claims(self) -> pd.Series:
+        """Per summary row, whether it is the row its config's claim names: at the baseline's levels of every
+        axis that cannot act here (configs that differ only there are one config, and this row speaks for
+        it; with no baseline, every row)."""
+        summary, inactive = self.summary, self.inactive
+        base = summary[summary["baseline"].astype(bool)] if "baseline" in summary else summary.iloc[0:0]
+        flags = pd.Series(True, index=summary.index)
+        for axis in inactive if len(base) else []:
+            flags &= summary[axis] == base.iloc[0][axis]
+        return flags
+
+    @cached_property
     def fastest(self) -> pd.Series | None:
-        """The config with the highest throughput (geometric mean), the one every sentence calls the fastest;
-        None when no config ran."""
-        ran = self.summary[self.summary["ips_geomean"].notna()]
+        """The config with the highest throughput (geometric mean) among the rows that speak for their config
+        (`claims`): the one every sentence calls the fastest, with that row's figures; None when none ran."""
+        ran = self.summary[self.summary["ips_geomean"].notna() & self.claims]
         return ran.loc[ran["ips_geomean"].astype(float).idxmax()] if len(ran) else None
 
     @cached_property
     def sound(self) -> pd.DataFrame:
-        """The configs that ran and whose every job finished ok with a finite loss: what advice may build on
-        (a diverged run's speed is the speed of a broken run; a config that failed once may fail again)."""
+        """The configs that ran and whose every job finished ok with a finite loss, one row each (`claims`):
+        what advice may build on (a diverged run's speed is a broken run's; a config that failed may again)."""
         summary = self.summary
-        keep = summary["ips_geomean"].notna()
+        keep = summary["ips_geomean"].notna() & self.claims
         for column in ("n_failed", "n_loss_not_finite"):
             if column in summary:
                 keep &= summary[column].fillna(0).astype(float).eq(0)
@@ -769,7 +782,7 @@ def summarize_sweep(sweep_dir: str | Path, baseline: str = "", rows: pd.DataFram
     rows = read_rows(sweep_dir) if rows is None else rows
     stopping = sequential.read_stopping(sweep_dir)  # a rounds=auto sweep: its looks' boundaries
     summary, effects = summarize(rows, baseline, stopping)
-    return Tables(summary, effects, rows, stopping, config_dirs(sweep_dir))
+    return Tables(summary, effects, rows, stopping, *sweep_origin(sweep_dir))
 
 
 def write_tables(tables: Tables, sweep_dir: str | Path) -> tuple[Path, Path]:
@@ -811,15 +824,19 @@ def read_tables(sweep_dir: str | Path, rows: pd.DataFrame | None = None) -> Tabl
     sweep_dir = Path(sweep_dir)
     summary, effects = read_summary(sweep_dir / "summary.csv"), read_effects(sweep_dir / "effects.csv")
     rows = read_rows(sweep_dir) if rows is None else rows
-    return Tables(summary, effects, rows, sequential.read_stopping(sweep_dir), config_dirs(sweep_dir))
+    return Tables(summary, effects, rows, sequential.read_stopping(sweep_dir), *sweep_origin(sweep_dir))
 
 
-def config_dirs(sweep_dir: str | Path) -> tuple[str, ...]:
-    """The folders the sweep's command line added with --config-dir, as Hydra recorded them in multirun.yaml
-    (its command-line config sources); () when the folder holds no multirun.yaml or it cannot be read."""
-    path = Path(sweep_dir) / "multirun.yaml"
+def sweep_origin(sweep_dir: str | Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What a next sweep must repeat of how this one was started, as Hydra recorded it in multirun.yaml: the
+    folders its command line added with --config-dir (its command-line config sources), and the keys its
+    config sweeps besides the command line (hydra.sweeper.params); () each when the folder holds no
+    multirun.yaml or it cannot be read."""
     try:
-        sources = OmegaConf.load(path).hydra.runtime.config_sources
-        return tuple(str(source.path) for source in sources if source.provider == "command-line")
+        hydra = OmegaConf.load(Path(sweep_dir) / "multirun.yaml").hydra
     except Exception:  # no multirun.yaml (a search's confirm/, a folder copied without it), or not Hydra's
-        return ()
+        return (), ()
+    sources = OmegaConf.select(hydra, "runtime.config_sources", default=None) or []
+    params = OmegaConf.select(hydra, "sweeper.params", default=None) or {}
+    dirs = tuple(str(source.path) for source in sources if source.get("provider") == "command-line")
+    return dirs, tuple(str(key) for key in params)

@@ -42,7 +42,6 @@ from pinsweep.analysis.summarize import (
 )
 from pinsweep.config import GROUP_SCHEMAS, Config, validate
 from pinsweep.present.wording import (
-    at_baseline_inactive,
     baseline_origin,
     baseline_record,
     claim_label,
@@ -184,12 +183,10 @@ def contention(sweep: Tables) -> list[str]:
     ran = sweep.summary[sweep.summary["ips_geomean"].notna()]
     alone = [compute_share(r) for _, r in ran.iterrows() if _workers(sweep, r) == 0]
     alone_share = min((s for s in alone if not math.isnan(s)), default=math.inf)
-    cites: dict[str, list[str]] = {}  # by label without the axes inactive here: configs that differ only there
-    # (pin_memory on a CPU) are one config, cited once, with one row's figures: the row at the baseline's
-    # levels of those axes first, another only under its own full label (wording.row_label)
-    first = [not at_baseline_inactive(record, sweep.summary, sweep.inactive) for _, record in ran.iterrows()]
-    ran = ran.iloc[sorted(range(len(ran)), key=lambda i: first[i])]
-    for _, record in ran.iterrows():
+    # configs that differ only in axes inactive here (pin_memory on a CPU) are one config: the row that speaks
+    # for it (Tables.claims) is cited, with its own figures, never a sibling's merged in
+    cites: dict[str, list[str]] = {}
+    for _, record in ran[sweep.claims.reindex(ran.index, fill_value=True)].iterrows():
         workers, reasons = _workers(sweep, record), []
         had = budget(record)
         if had is not None and had[1] > had[0]:  # what the job had, with its ranks (pinsweep.job.ranks)
@@ -201,12 +198,9 @@ def contention(sweep: Tables) -> list[str]:
             reasons.append(f"compute at {share:.0%} of its ceiling")
         if workers and record.get("verdict") == "contended":  # without workers, other processes compete
             reasons.append("verdict contended")
-        if not reasons or claim_label(record, sweep.axes, sweep.inactive) in cites:
-            continue
-        cites[claim_label(record, sweep.axes, sweep.inactive)] = [
-            f"{row_label(record, sweep.summary, sweep.axes, sweep.inactive)} ({', '.join(reasons)})"
-        ]
-    return [cite for cites_of_row in cites.values() for cite in cites_of_row]
+        if reasons:
+            cites[claim_label(record, sweep.axes, sweep.inactive)] = [f"({', '.join(reasons)})"]
+    return [f"{label} {reasons[0]}" for label, reasons in cites.items()]
 
 
 def budget(record: pd.Series) -> tuple[int, int, int] | None:
@@ -254,15 +248,15 @@ def _fits(record: pd.Series) -> bool:
 
 def over_budget(sweep: Tables) -> list[str]:
     """Configs whose processes or torch threads outnumbered the cores they had, in numbers."""
-    ran = sweep.summary[sweep.summary["ips_geomean"].notna()]
+    ran = sweep.summary[sweep.summary["ips_geomean"].notna() & sweep.claims]
     cites: dict[str, str] = {}
     for _, record in ran.iterrows():
         had = budget(record)
         if had is None or max(had[1], had[2]) <= had[0]:
             continue
         line = processes_line(sweep, record, had) if had[1] > had[0] else threads_line(had)
-        label = row_label(record, sweep.summary, sweep.axes, sweep.inactive)
-        cites.setdefault(claim_label(record, sweep.axes, sweep.inactive), f"{label} ({line})")
+        label = claim_label(record, sweep.axes, sweep.inactive)
+        cites.setdefault(label, f"{label} ({line})")
     return list(cites.values())
 
 
@@ -330,7 +324,7 @@ def _broken_toward(sweep: Tables, focus: pd.Series, axis: str, wanted: Callable[
     for other in sweep.axes:
         if other != axis:
             same = same[same[other] == focus[other]]
-    unsound = same[~same.index.isin(sweep.sound.index)]
+    unsound = same[_broken(same) | same["ips_geomean"].isna()]
     return [config_label(r, sweep.axes) for _, r in unsound.iterrows()]
 
 
@@ -400,13 +394,10 @@ def _focus_advice(sweep: Tables, focus: pd.Series, contended: bool) -> list[str]
 def recommend(sweep: Tables) -> Recommendation | None:
     """The config significantly faster than the baseline, among those that may be the fastest first."""
     summary = sweep.summary
-    sound = sweep.sound  # never a config with a failed job or a diverged loss
+    sound = sweep.sound  # never a config with a failed job or a diverged loss; one row per config (claims)
     better = sound[sound["significant"].eq(True) & sound["speedup"].gt(1) & ~_column(sound, "inactive").eq(True)]
     if better.empty:
         return None
-    # the row its label names (at the baseline's levels of the settings that cannot act here), where it is one
-    canonical = better[[at_baseline_inactive(r, summary, sweep.inactive) for _, r in better.iterrows()]]
-    better = canonical if len(canonical) else better
     contenders = better[better["could_be_fastest"].eq(True)] if "could_be_fastest" in better else better
     # among those, one whose processes fit the cores it had: more would be measured on a machine that has them
     fits = contenders[[_fits(record) for _, record in contenders.iterrows()]]
@@ -445,17 +436,21 @@ def recommend(sweep: Tables) -> Recommendation | None:
                 "torch.set_num_threads in each rank, would fit them; not measured here)"
             )
     active = [a for a in sweep.axes if a not in sweep.inactive]
-    label = claim_label(pick, sweep.axes, sweep.inactive)
-    if not at_baseline_inactive(pick, summary, sweep.inactive) and len(base):  # its figures are that row's
-        differ = [a for a in sweep.inactive if pick[a] != base.iloc[0][a]]
-        measured = ", ".join(f"{short_name(a, sweep.axes)}={pick[a]}" for a in differ)
-        label += f" (measured with {measured}, which cannot act here)"
     return Recommendation(
-        label=label,
+        label=row_label(pick, summary, sweep.axes, sweep.inactive),
         overrides=tuple(f"{a}={pick[a]}" for a in active),
         dataloader=dataloader,
         speedup=f"{ratio(pick['speedup'])}{interval(pick['speedup_ci_low'], pick['speedup_ci_high'])}",
     )
+
+
+def _broken(summary: pd.DataFrame) -> pd.Series:
+    """Configs with a failed job or a diverged loss."""
+    flags = pd.Series(False, index=summary.index)
+    for column in ("n_failed", "n_loss_not_finite"):
+        if column in summary:
+            flags |= summary[column].fillna(0).astype(float).gt(0)
+    return flags
 
 
 def _rule_label(rule: dict[str, str], sweep: Tables) -> str:
@@ -470,7 +465,7 @@ def _defaults_hold(sweep: Tables) -> str:
         return ""
     record = base.iloc[0]
     changes = []
-    ahead = summary[summary["significant"].eq(False) & summary["speedup"].gt(1)]
+    ahead = summary[summary["significant"].eq(False) & summary["speedup"].gt(1) & sweep.claims]
     ahead = ahead[_column(ahead, "repeats_needed").le(MAX_USEFUL_REPEATS)]
     if len(ahead):
         lead = ahead.sort_values("ips_geomean", ascending=False).iloc[0]
@@ -489,9 +484,8 @@ def _defaults_hold(sweep: Tables) -> str:
     label = row_label(record, summary, sweep.axes, sweep.inactive)
     origin, rule = baseline_origin(summary)
     # a config that beats it significantly but failed or diverged: no config to keep, yet said as what it is
-    broken = summary[
-        summary["significant"].eq(True) & summary["speedup"].gt(1) & ~summary.index.isin(sweep.sound.index)
-    ]
+    beat = summary["significant"].eq(True) & summary["speedup"].gt(1) & ~_column(summary, "inactive").eq(True)
+    broken = summary[beat & _broken(summary) & sweep.claims]
     which = "no config" if broken.empty else "no config whose jobs all ran cleanly"
     if len(broken):
         cites = "; ".join(
@@ -866,12 +860,11 @@ def _around(levels: list[str], best: str, cap: int | None, blocked: set[str] = f
 
 def _unsound_next_to(sweep: Tables, focus: pd.Series, axis: str) -> set[str]:
     """Levels of `axis` whose config, the focus's elsewhere, failed, diverged or never ran."""
-    sound = set(sweep.sound.index)
     same = sweep.summary
     for other in sweep.axes:
         if other != axis:
             same = same[same[other] == focus[other]]
-    return {str(r[axis]) for i, r in same.iterrows() if i not in sound}
+    return {str(level) for level in same.loc[_broken(same) | same["ips_geomean"].isna(), axis]}
 
 
 def _repeats(count: int, auto: bool = False) -> str:
@@ -896,8 +889,13 @@ def _command(sweep: Tables, grid: dict[str, list[str]], repeats: int, around: pd
     own_tokens = _tokens_of(sweep, around)
     base = baseline_record(sweep.summary)
     base_tokens = _tokens_of(sweep, base) if base is not None else {}
-    for axis in sweep.inactive:  # a setting that cannot act here: at the baseline's level, the cheaper one
-        if axis in base_tokens:
+    defaults = schema_defaults()
+    for axis in sweep.inactive:  # a setting that cannot act here: at the baseline's level, the cheaper one,
+        # left out where that is the default and nothing but the command line swept it
+        at_default = base is not None and base[axis] == defaults.get(axis)
+        if at_default and axis not in getattr(sweep, "swept_by_config", ()):
+            own_tokens.pop(axis, None)
+        elif axis in base_tokens:
             own_tokens[axis] = base_tokens[axis]
     words, done = [], set()
     for token in user.fixed:

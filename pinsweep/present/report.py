@@ -250,16 +250,25 @@ def _diverged(record: pd.Series) -> str:
 
 
 def _fastest_sentences(tables: Tables, auto: bool = False) -> list[str]:
-    """The fastest config (Tables.fastest) with its own figures, against the baseline with the baseline's.
-    A config is named by `row_label`: the short label only where it names that one row."""
+    """The fastest config (Tables.fastest: configs that differ only in settings that cannot act here are one,
+    the row at the baseline's levels of those settings speaking for it) with that row's own figures. A config
+    is named by `row_label`: the short label only where it names that one row."""
     summary, axes, inactive, best = tables.summary, tables.axes, tables.inactive, tables.fastest
     if best is None:
         return ["No config ran successfully: see the failed jobs"]
-    ran = summary[summary["ips_geomean"].notna()]
+    ran = summary[summary["ips_geomean"].notna() & tables.claims]
     label = row_label(best, summary, axes, inactive)
     if not axes:
         return [f"The config runs at {_speed(best, summary)}{_diverged(best)}", *_limit_sentence(best)]
     base = baseline_record(summary)
+    if not [a for a in axes if a not in inactive]:  # every swept setting is one that cannot act here
+        names = " and ".join(short_name(a, axes) for a in inactive)
+        sentences = [
+            f"Every config differs from the baseline only in {names}, which cannot act here: the baseline, "
+            f"{label}, runs at {_speed(best, summary)}, and the other configs' differences are noise or drift"
+            f"{_diverged(best)}"
+        ]
+        return sentences + _limit_sentence(best)
     if bool(best["baseline"]):
         sentences = [f"The fastest config is the baseline, {label}, at {_speed(best, summary)}{_diverged(best)}"]
     elif bool(best.get("inactive", False)) and base is not None:  # differs from the baseline only where nothing acts
