@@ -319,10 +319,13 @@ def test_a_planted_loading_cost_in_dict_batches_is_the_data_wait_and_workers_hid
     planted = (
         *TEXTS,
         "data.collate_fn=examples.text_classify.data.pad_collate",
-        "data.kwargs.size=16",
+        "data.kwargs.size=20",
         f"+data.kwargs.sample_delay_ms={SAMPLE_DELAY_MS}",
         f"loader.batch_size={PLANTED_BATCH}",
-        "train.epochs=2",
+        # one epoch of 10 steps, the first 2 the warm-up (the workers start in them): the 8 timed steps of
+        # two epochs of 8, at 10 steps' time, not 16, and one start of the workers a job, not two
+        "train.epochs=1",
+        "train.warmup_steps=2",
         "train.device=cpu",
     )
     jobs = [(r, w) for r in range(3) for w in (0, 2)]  # three rounds, both configs in each
@@ -332,7 +335,7 @@ def test_a_planted_loading_cost_in_dict_batches_is_the_data_wait_and_workers_hid
         assert row["status"] == "ok", row["error"]
         assert row["unit"] == "tokens" and row["items_timed"] > 0
         if workers == 0:  # every step waits for its samples, one after another, then pads them
-            assert row["steps_timed"] == 8  # 8 steps an epoch, the first epoch is the warm-up
+            assert row["steps_timed"] == 8  # 10 steps, 2 of them the warm-up
             per_step = row["data_wait_s"] / row["steps_timed"]
             assert per_step == pytest.approx(PLANTED_BATCH * SAMPLE_DELAY_MS / 1000, rel=TOLERANCE)
     rows = read_rows(tmp_path)
