@@ -26,7 +26,8 @@ from test_hydra_plugins import HEAVY, SCAN, write_user_app
 
 from pinsweep.record import read_rows
 
-SMALL = ("model.width=8", "data.train_size=256", "data.test_size=64", "loader.batch_size=64", "train.ceiling_steps=2")
+# what the tests here look at is where things run from, not the job's figures: no ceilings, no evaluation
+LEAN = ("train.ceiling_steps=0", "train.evaluate=false")
 
 # the user's own project: a package with a Dataset and a model, and a config folder naming them
 USER_FILES = {
@@ -67,7 +68,8 @@ loader:
   batch_size: 64
 train:
   epochs: 1
-  ceiling_steps: 2
+  ceiling_steps: 0
+  evaluate: false
 hydra:
   sweeper:
     params:
@@ -148,12 +150,13 @@ def installed(repo_root, source, tmp_path_factory):
     """(bin folder of a venv holding only the built wheel, the user's folder, its environment)."""
     root = tmp_path_factory.mktemp("install")
     env = _clean_env()
-    pip = [sys.executable, "-m", "pip"]
-    build = ["wheel", "--no-deps", *_no_build_isolation(repo_root), "-w", str(root / "dist"), str(source)]
-    _run([*pip, *build], root, env)
-    (wheel,) = (root / "dist").glob("pinsweep-*.whl")
     bin_dir = _venv(root, "venv", repo_root, env)
-    _run([str(bin_dir / "python"), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)], root, env)
+    # one pip: it builds the wheel from the source copy (PEP 517, as `pip wheel` does) and installs that wheel
+    offline = _no_build_isolation(repo_root)
+    install = [str(bin_dir / "python"), "-m", "pip", "install", "--no-deps", *offline]
+    install += ["--no-index"] if offline else []  # built by this interpreter's setuptools: nothing to fetch
+    installing = _run([*install, str(source)], root, env)
+    assert re.search(r"Building wheel for pinsweep|Created wheel for pinsweep", installing.stdout), installing.stdout
     user = root / "user"
     for name, text in USER_FILES.items():
         (user / name).parent.mkdir(parents=True, exist_ok=True)
@@ -172,43 +175,58 @@ def editable(repo_root, source, tmp_path_factory):
     return bin_dir, root, env
 
 
-@pytest.mark.slow
-def test_the_wheel_ships_its_configs_and_runs_from_any_folder(installed):
+@pytest.fixture(scope="module")
+def user_sweep(installed) -> Path:
+    """ONE sweep from the user's folder, outside the checkout, by the wheel's `pinsweep` command: the
+    user's experiment (their dataset and model, from their config folder) over the wheel's own configs
+    (config.yaml, loader, train, the sweeper, the callbacks). Read by the two tests below; the resume test
+    re-runs it into its folder, every job skipped."""
     bin_dir, user, env = installed
-    where = _run([str(bin_dir / "python"), "-c", "import pinsweep; print(pinsweep.__file__)"], user, env)
-    assert where.stdout.strip().startswith(str(bin_dir.parent)), where.stdout  # the wheel, not the checkout
-    import_torch = _run([str(bin_dir / "python"), "-c", "import torch, omegaconf; print(torch.__file__)"], user, env)
-    assert not import_torch.stdout.startswith(str(bin_dir.parent))  # this interpreter's torch, not a download
-    sweep_dir = user / "multirun" / "two-jobs"
-    command = [str(bin_dir / "pinsweep"), "-m", "data=synthetic", "model=tiny", "train.epochs=1"]
-    _run([*command, "loader.num_workers=0,2", *SMALL, f"hydra.sweep.dir={sweep_dir}"], user, env)
+    sweep_dir = user / "multirun" / "mine"
+    command = [str(bin_dir / "pinsweep"), "--config-dir", "sweeps", "-m", "experiment=my_sweep"]
+    _run([*command, f"hydra.sweep.dir={sweep_dir}"], user, {**env, "PYTHONPATH": str(user)})
+    return sweep_dir
 
-    rows = read_rows(sweep_dir)
-    assert rows["status"].tolist() == ["ok", "ok"] and sorted(rows["loader.num_workers"]) == [0, 2]
+
+@pytest.mark.slow
+def test_the_wheel_ships_its_configs_and_runs_from_any_folder(installed, user_sweep, repo_root):
+    bin_dir, user, env = installed
+    # where the venv finds pinsweep and torch (the sweep imported torch from there: its jobs ran)
+    find = "import importlib.util, pinsweep; print(pinsweep.__file__); print(importlib.util.find_spec('torch').origin)"
+    pinsweep_file, torch_file = _run([str(bin_dir / "python"), "-c", find], user, env).stdout.split()
+    assert pinsweep_file.startswith(str(bin_dir.parent)), pinsweep_file  # the wheel, not the checkout
+    assert not torch_file.startswith(str(bin_dir.parent)), torch_file  # this interpreter's torch, not a download
+    # every config file of the checkout's conf/, in the wheel's pinsweep/conf ...
+    shipped = Path(pinsweep_file).parent / "conf"
+    configs = sorted(str(path.relative_to(repo_root / "conf")) for path in (repo_root / "conf").rglob("*.yaml"))
+    assert configs and [name for name in configs if not (shipped / name).is_file()] == []
+    # ... composed from there where no config folder of the user's is named (the wheel's own data and model)
+    composed = _run([str(bin_dir / "pinsweep"), "data=synthetic", "model=tiny", "--cfg", "job"], user, env).stdout
+    assert "name: synthetic" in composed and "name: tiny" in composed, composed
+
+    # the sweep the wheel's `pinsweep` ran from the user's folder: its rows and every output
+    rows = read_rows(user_sweep)
+    assert rows["status"].tolist() == ["ok", "ok"] and sorted(rows["loader.num_workers"]) == [0, 1]
     for name in ("summary.csv", "effects.csv", "throughput.png", "report.html", "report.md"):
-        assert (sweep_dir / name).is_file(), name
-    summarized = _run([str(bin_dir / "pinsweep-summarize"), str(sweep_dir)], user, env)
-    assert "num_workers" in summarized.stdout and f"wrote {sweep_dir / 'summary.csv'}" in summarized.stdout
+        assert (user_sweep / name).is_file(), name
+    summarized = _run([str(bin_dir / "pinsweep-summarize"), str(user_sweep)], user, env)
+    assert "num_workers" in summarized.stdout and f"wrote {user_sweep / 'summary.csv'}" in summarized.stdout
     for tool in ("pinsweep-report", "pinsweep-resume"):
         assert "usage:" in _run([str(bin_dir / tool), "--help"], user, env).stdout
 
 
 @pytest.mark.slow
-def test_the_users_own_experiment_dataset_and_model_run_from_their_config_folder(installed):
+def test_the_users_own_experiment_dataset_and_model_run_from_their_config_folder(installed, user_sweep):
     bin_dir, user, env = installed
-    sweep_dir = user / "multirun" / "mine"
-    command = [str(bin_dir / "python"), "-m", "pinsweep", "--config-dir", "sweeps", "-m", "experiment=my_sweep"]
-    _run([*command, f"hydra.sweep.dir={sweep_dir}"], user, {**env, "PYTHONPATH": str(user)})
-
-    rows = read_rows(sweep_dir)
+    rows = read_rows(user_sweep)
     assert rows["status"].tolist() == ["ok", "ok"], rows.get("error")
     assert set(rows["data._target_"]) == {"mypkg.pipeline.Noise"}
     assert set(rows["model._target_"]) == {"mypkg.pipeline.Linear"}
     assert sorted(rows["loader.num_workers"]) == [0, 1]
     assert set(rows["data.kwargs"]) == {'{"size": 256}'} and set(rows["model.kwargs"]) == {'{"scale": 0.5}'}
-    assert len(pd.read_csv(sweep_dir / "summary.csv")) == 2
+    assert len(pd.read_csv(user_sweep / "summary.csv")) == 2
     # resume re-runs the sweep with its config folder (Hydra records --config-dir as a source, not an override)
-    resumed = _run([str(bin_dir / "pinsweep-resume"), str(sweep_dir)], user, {**env, "PYTHONPATH": str(user)})
+    resumed = _run([str(bin_dir / "pinsweep-resume"), str(user_sweep)], user, {**env, "PYTHONPATH": str(user)})
     assert "--config-dir" in resumed.stderr and "resume: job #1 already has an ok row, skipped" in resumed.stderr
 
 
@@ -264,7 +282,8 @@ def test_composing_a_config_imports_no_torch(tmp_path):
 
 @pytest.mark.slow
 def test_the_process_that_runs_a_job_imports_no_torch(tmp_path, tiny_job):
-    assert _sweep_process_imports(tmp_path, *tiny_job, f"hydra.run.dir={tmp_path / 'run'}") == []
+    run = (*tiny_job, "train.epochs=1", *LEAN, f"hydra.run.dir={tmp_path / 'run'}")
+    assert _sweep_process_imports(tmp_path, *run) == []
     assert read_rows(tmp_path / "run")["status"].tolist() == ["ok"]
 
 
