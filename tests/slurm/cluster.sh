@@ -411,6 +411,21 @@ cmd_down() {
     cancel_jobs
     stop_stepds
     local name pid
+    # SIGTERM to slurmd and slurmctld at once, and munged once both have exited (they may need it until
+    # then), instead of one after the other, each gone from /proc first (about a second or two each);
+    # stop_pid below waits for what is still running and sends SIGKILL where one ignored SIGTERM
+    local i signalled=()
+    for name in slurmd slurmctld; do
+        pid=$(recorded_pid "$name")
+        pid_is "$pid" "$name" && kill -TERM "$pid" 2>/dev/null && signalled+=("$name $pid")
+    done
+    for (( i = 0; i < 150; i++ )); do
+        ours_alive slurmd || ours_alive slurmctld || break
+        sleep 0.1
+    done
+    for name in "${signalled[@]}"; do
+        pid_is "${name#* }" "${name% *}" || echo "stopped ${name% *} (${name#* })"
+    done
     for name in slurmd slurmctld munged; do
         pid=$(recorded_pid "$name")
         [[ -n $pid ]] || continue
@@ -434,7 +449,8 @@ cmd_status() {
         else echo "$name: not running"; rc=1
         fi
     done
-    if command -v sinfo >/dev/null; then
+    # with a daemon down the node is not usable, and sinfo would retry an absent slurmctld for 5 s
+    if (( rc == 0 )) && command -v sinfo >/dev/null; then
         local st; st=$(node_state)
         echo "node $(node_name): ${st:-unknown}"
         [[ $st == idle || $st == mixed || $st == allocated ]] || rc=1
