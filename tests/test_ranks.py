@@ -311,11 +311,11 @@ def test_a_rank_that_raises_or_dies_fails_the_job_naming_the_rank(compose_cfg, t
 
 
 def test_a_hung_rank_times_out_naming_the_rank(compose_cfg, tmp_path):
-    cfg = compose_cfg(*TWO_RANKS, "train.inject_fault=hang", "train.fault_rank=1", "train.timeout_s=3")
+    cfg = compose_cfg(*TWO_RANKS, "train.inject_fault=hang", "train.fault_rank=1", "train.timeout_s=2")
     start = time.monotonic()
     row = run_and_record(cfg, tmp_path)
     assert row["status"] == "timeout"
-    assert row["error"].startswith("rank 1: JobTimeout: job exceeded train.timeout_s=3")
+    assert row["error"].startswith("rank 1: JobTimeout: job exceeded train.timeout_s=2")
     assert time.monotonic() - start < 30
 
 
