@@ -144,9 +144,10 @@ def test_a_killed_sweep_keeps_its_finished_rows_and_a_rerun_completes_only_the_r
     small_job, job_rows, tmp_path, monkeypatch
 ):
     sweep_dir = tmp_path / "sweep"
-    # 3 jobs; killed as soon as job 2's own process exists, before it could have trained its 8 steps: job 2
-    # is left without a row, job 3 without a folder
-    command = _pinsweep("-m", *small_job, *LEAN, "train.repeat=0,1,2", f"hydra.sweep.dir={sweep_dir}")
+    # 3 jobs; killed as soon as job 2's own process exists, which is half a second (its worker sleeps 1 ms a
+    # sample) before it could finish: job 2 is left without a row, job 3 without a folder
+    job = (*small_job, *LEAN, "data.sample_delay_ms=1")
+    command = _pinsweep("-m", *job, "train.repeat=0,1,2", f"hydra.sweep.dir={sweep_dir}")
     with open(tmp_path / "killed.log", "w") as log:
         sweep = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
