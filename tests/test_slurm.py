@@ -232,8 +232,9 @@ def test_a_two_task_job_trains_as_two_ranks_with_the_row_of_a_local_two_rank_job
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "#SBATCH --ntasks-per-node=2" in _submission_scripts(sweep_dir)
-    # the local job's own point is its row, not a sweep process of its own: run here, as test_ranks.py runs its jobs
-    local_row = run_and_record(compose_cfg(*job, "isolate=false"), local_dir, 0, " ".join(job))
+    # the local job's point is its row, not a sweep process around it: recorded from here, the job in a process
+    # of its own (isolate=true, forked from the fork server) that forks its ranks, as a local sweep's job does
+    local_row = run_and_record(compose_cfg(*job), local_dir, 0, " ".join(job))
     assert local_row["status"] == "ok", local_row["error"]
 
     (row,), local_row = _job_rows(sweep_dir), read_row(local_dir)
