@@ -246,6 +246,24 @@ def test_a_budget_that_cannot_run_is_an_invalid_row(compose_cfg, tmp_path, overr
 # ------------------------------------------------------------------------------------ jobs
 
 
+def test_a_two_rank_job_is_one_row_with_every_ranks_figures_beside_it(compose_cfg, tmp_path):
+    # 2 ms a sample (64 ms a batch, a sleep) lengthens each rank's timed epoch to ~0.6 s without CPU work:
+    # the slowest rank's wait at the window's closing barrier, a few ms, stays within the 2% below
+    row = run_and_record(compose_cfg(*TWO_RANKS, "loader.num_workers=1", "data.sample_delay_ms=2"), tmp_path)
+    assert row["status"] == "ok", row["error"]
+    per_rank = _ranks_csv(tmp_path)
+    assert list(per_rank.index) == [0, 1] and (per_rank["images_timed"] == 256).all()  # half the split each
+    assert row["ranks"] == 2 and row["images_timed"] == 512
+    assert row["images_per_s"] == pytest.approx(512 / per_rank["steady_s"].max())
+    slowest = per_rank.loc[row["rank_slowest"]]
+    assert row["data_wait_s"] == slowest["data_wait_s"]  # the breakdown is one rank's ...
+    assert row["data_wait_s"] + row["copy_s"] + row["compute_s"] == pytest.approx(slowest["steady_s"], rel=0.02)
+    assert row["compute_ceiling_ips"] == slowest["compute_ceiling_ips"]  # ... and so are the ceilings
+    assert (row["cpu_processes"], row["cpu_cores"]) == (4, len(os.sched_getaffinity(0)))
+    assert 0 <= row["test_accuracy"] <= 100 and row["loss_finite"]
+    assert read_row(tmp_path)["ranks"] == 2
+
+
 def test_in_adaptive_mode_the_ranks_stop_at_the_same_step(compose_cfg, tmp_path):
     cfg = compose_cfg(
         *TWO_RANKS, "train.mode=adaptive", "train.min_steps=12", "train.target_ci=0.9", "train.budget_s=20",
@@ -350,43 +368,15 @@ def test_the_row_records_the_cores_and_threads_the_job_had(compose_cfg, tmp_path
 # ------------------------------------------------------------------------------------ whole sweeps
 
 
-@pytest.fixture(scope="module")
-def rank_sweep(tmp_path_factory) -> Path:
-    """ONE sweep of train.ranks=1,2 x loader.num_workers=0,1, run in this process (isolate=false, as
-    TWO_RANKS: the ranks start from the fork server this file's other jobs share), read by the tests
-    below: 256 images in batches of 32, 4 steps per rank and epoch at 2 ranks, 8 at one."""
-    sweep = tmp_path_factory.mktemp("ranks") / "sweep"
-    axes = ("train.ranks=1,2", "loader.num_workers=0,1", f"hydra.sweep.dir={sweep}")
-    result = pinsweep_here("-m", *[o for o in TWO_RANKS if o != "train.ranks=2"], "data.train_size=256", *axes)
+def test_ranks_sweep_as_an_axis_with_a_row_and_ranks_csv_per_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    # the command line in this process (tests/in_process.py), isolate=false as TWO_RANKS: the ranks start
+    # from the fork server this file's other jobs share; 256 images, 4 steps per rank and epoch at 2 ranks
+    overrides = [o for o in TWO_RANKS if o != "train.ranks=2"] + ["data.train_size=256", "train.evaluate=false"]
+    axes = ["train.ranks=1,2", "loader.num_workers=0,1"]  # one round: the axes, not repeats, are the point
+    result = pinsweep_here("-m", *overrides, *axes, f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
-    return sweep
-
-
-def _job(sweep: Path, ranks: int, workers: int) -> Path:
-    """The folder of the sweep's job with these ranks and workers."""
-    rows = {job: read_row(job) for job in sweep.iterdir() if job.name.isdigit()}
-    (job,) = [job for job, row in rows.items() if (row["train.ranks"], row["loader.num_workers"]) == (ranks, workers)]
-    return job
-
-
-def test_a_two_rank_job_is_one_row_with_every_ranks_figures_beside_it(rank_sweep):
-    job = _job(rank_sweep, ranks=2, workers=1)
-    row = read_row(job)
-    assert row["status"] == "ok", row["error"]
-    per_rank = _ranks_csv(job)
-    assert list(per_rank.index) == [0, 1] and (per_rank["images_timed"] == 128).all()  # half the split each
-    assert row["ranks"] == 2 and row["images_timed"] == 256
-    assert row["images_per_s"] == pytest.approx(256 / per_rank["steady_s"].max())
-    slowest = per_rank.loc[row["rank_slowest"]]
-    assert row["data_wait_s"] == slowest["data_wait_s"]  # the breakdown is one rank's ...
-    assert row["data_wait_s"] + row["copy_s"] + row["compute_s"] == pytest.approx(slowest["steady_s"], rel=0.02)
-    assert row["compute_ceiling_ips"] == slowest["compute_ceiling_ips"]  # ... and so are the ceilings
-    assert (row["cpu_processes"], row["cpu_cores"]) == (4, len(os.sched_getaffinity(0)))
-    assert 0 <= row["test_accuracy"] <= 100 and row["loss_finite"]
-
-
-def test_ranks_sweep_as_an_axis_with_a_row_and_ranks_csv_per_job(rank_sweep):
-    jobs = sorted(p for p in rank_sweep.iterdir() if p.name.isdigit())
+    jobs = sorted(p for p in sweep.iterdir() if p.name.isdigit())
     rows = [read_row(job) for job in jobs]
     assert len(rows) == 4 and all(row["status"] == "ok" for row in rows), rows
     for job, row in zip(jobs, rows):
@@ -394,9 +384,9 @@ def test_ranks_sweep_as_an_axis_with_a_row_and_ranks_csv_per_job(rank_sweep):
         assert len(per_rank) == row["train.ranks"] == row["ranks"]
         assert row["images_timed"] == per_rank["images_timed"].sum()
         assert row["data_wait_s"] == pytest.approx(per_rank.loc[row["rank_slowest"], "data_wait_s"])
-    summary = pd.read_csv(rank_sweep / "summary.csv")
+    summary = pd.read_csv(sweep / "summary.csv")
     assert len(summary) == 4 and (summary["n"] == 1).all()
-    assert set(pd.read_csv(rank_sweep / "effects.csv")["axis"]) == {"train.ranks", "loader.num_workers"}
+    assert set(pd.read_csv(sweep / "effects.csv")["axis"]) == {"train.ranks", "loader.num_workers"}
 
 
 def _session(leader: int) -> set[int]:
